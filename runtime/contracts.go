@@ -1,0 +1,116 @@
+package runtime
+
+import (
+	"context"
+	"time"
+)
+
+// Source reads records from upstream and hands them to the pipeline through an [Emitter].
+//
+// Run owns every goroutine it starts and returns only after they have all ended. It returns nil
+// once ctx is done, or an error when the source cannot go on (a fatal error: the stream does not
+// exist, access is denied, the config is wrong). Retryable upstream errors are the source's own
+// business: it retries them itself and never returns them.
+type Source interface {
+	// Stream names what the source reads (for Kinesis, the stream name). It is part of every
+	// checkpoint key, so that checkpoints of one stream never apply to another.
+	Stream() string
+	Run(ctx context.Context, e Emitter) error
+}
+
+// Emitter is the source's view of the pipeline. All methods are safe for concurrent use by the
+// source's shard readers; each shard must be emitted from one goroutine at a time, in shard order.
+type Emitter interface {
+	// WaitForSpace blocks until the pending pool has room and the connector is not paused. It
+	// returns ErrBackpressureTimeout when timeout (> 0) passes first, and ctx.Err() when ctx ends.
+	// A reader calls it before it reads the next batch from upstream; timeout <= 0 waits forever,
+	// which suits a reader that holds no upstream connection yet.
+	WaitForSpace(ctx context.Context, timeout time.Duration) error
+	// Emit acquires pool space for recs (blocking until it fits), registers their positions and
+	// hands them to the sink. recs must all belong to shard, in shard order. On return the records
+	// belong to the pipeline. An error means ctx ended or the connector is stopping; no record of
+	// recs is then registered.
+	Emit(ctx context.Context, shard string, recs []Record) error
+	// EndShard records that the shard has been read to its end. The end becomes a checkpoint once
+	// every record emitted for the shard has been acknowledged.
+	EndShard(ctx context.Context, shard string) error
+	// Resume returns the shard's checkpoint as loaded when the connector started, if any. A reader
+	// resumes after Mark.Position, or skips the shard when Mark.End is set.
+	Resume(shard string) (Mark, bool)
+	// WaitEnded blocks until the shard's end has been written to the checkpoint store (or was
+	// already there at start). Readers of child shards wait on their parents with it.
+	WaitEnded(ctx context.Context, shard string) error
+}
+
+// AckFunc reports the outcome of one record. err == nil means the record is durable downstream.
+// err != nil means it failed for good (the sink's own retries are exhausted, or the record can never
+// be delivered, such as one over the size limit); the connector's ErrorPolicy decides what follows.
+// An AckFunc never blocks, so it may be called from a produce promise.
+type AckFunc func(rec *Record, err error)
+
+// Sink writes records downstream.
+type Sink interface {
+	// Write hands the records of one shard, in shard order, to the sink. It may return before they
+	// are durable. The sink calls ack exactly once for every record in recs, from any goroutine,
+	// even when Write returns an error. The sink keeps order per record key, and must not block for
+	// delivery except to bound its own buffers. ctx bounds only that wait: a record the sink has
+	// accepted must not fail because ctx ends later (the pipeline cancels its read context on
+	// shutdown and then drains what is in flight).
+	Write(ctx context.Context, recs []Record, ack AckFunc) error
+	// Flush returns once every record written before the call has been acked, or ctx ends.
+	Flush(ctx context.Context) error
+	// Close releases the sink's resources. Records not yet acked are acked with an error.
+	Close(ctx context.Context) error
+}
+
+// DeadLetterWriter is an optional ability of a Sink: it parks a record that failed for good, with
+// its cause, so the connector can go on (errors.policy dlq). It returns once the dead letter is
+// durable. It is called from a goroutine the pipeline owns, never from a produce promise.
+type DeadLetterWriter interface {
+	WriteDeadLetter(ctx context.Context, rec *Record, cause error) error
+}
+
+// Mark is a checkpoint's content: the highest contiguous acknowledged position of a shard, and
+// whether the shard has been read and acknowledged to its end.
+type Mark struct {
+	Position Position `json:"position"`
+	End      bool     `json:"end"`
+}
+
+// Owner identifies the writer of a checkpoint. Epoch grows with every start of a connector, so a
+// store can fence a stale writer once several workers share a connector.
+type Owner struct {
+	ID    string `json:"id"`
+	Epoch int64  `json:"epoch"`
+}
+
+// Checkpoint is one shard's mark as stored.
+type Checkpoint struct {
+	Connector string    `json:"connector"`
+	Stream    string    `json:"stream"`
+	Shard     string    `json:"shard"`
+	Mark      Mark      `json:"mark"`
+	Owner     Owner     `json:"owner"`
+	Written   time.Time `json:"written"`
+}
+
+// CheckpointStore keeps checkpoints durably.
+type CheckpointStore interface {
+	// Load returns the latest checkpoint of every shard of the connector's stream.
+	Load(ctx context.Context, connector, stream string) ([]Checkpoint, error)
+	// Commit writes checkpoints and returns once they are durable. A Commit that returns an error
+	// may have written some of them; the pipeline writes them again later.
+	Commit(ctx context.Context, cps []Checkpoint) error
+}
+
+// ErrorPolicy says what happens to a record that failed for good.
+type ErrorPolicy string
+
+const (
+	// PolicyFail stops the connector. No checkpoint passes the record, so a restart sends it again.
+	PolicyFail ErrorPolicy = "fail"
+	// PolicyDLQ writes the record to the sink's dead-letter destination, then counts it as done.
+	PolicyDLQ ErrorPolicy = "dlq"
+	// PolicySkip logs and counts the record, then counts it as done.
+	PolicySkip ErrorPolicy = "skip"
+)

@@ -1,0 +1,27 @@
+// Package runtime is what every shardbridge connector shares: the global pending pool, the
+// checkpoint tracker, the Source and Sink contracts, and the pipeline that wires one source to one
+// sink with end-to-end backpressure.
+//
+// # The flow of one record
+//
+//  1. A source's shard reader calls [Emitter.WaitForSpace] before it reads the next batch from
+//     upstream. While the [Pool] is full (or the connector is paused) it blocks; past the wait
+//     timeout it gets [ErrBackpressureTimeout] and should close its upstream subscription cleanly
+//     and reopen it later from its last position.
+//  2. It hands the decoded records of one shard, in shard order, to [Emitter.Emit]. Emit acquires
+//     their count and bytes from the pool (blocking while they do not fit), registers each record's
+//     [Position] with the shard's [ShardTracker], and passes the batch to the [Sink].
+//  3. The sink calls the [AckFunc] exactly once per record. On success the record's pool space is
+//     released and its position is acknowledged in the tracker. On a failure the connector's
+//     [ErrorPolicy] decides: fail stops the connector without acknowledging, skip counts the record
+//     as done, dlq parks it with a [DeadLetterWriter] and then counts it as done. A failed record
+//     is never acknowledged silently.
+//  4. Every checkpoint interval, and at once when a shard ends, the pipeline writes each shard's
+//     highest contiguous acknowledged [Mark] to the [CheckpointStore].
+//  5. On shutdown the pipeline stops reading, waits up to the shutdown timeout for in-flight records,
+//     flushes the sink, writes final checkpoints and returns.
+//
+// # Import direction
+//
+// cmd imports source/* and sink/*, which import runtime. runtime imports no connector.
+package runtime
