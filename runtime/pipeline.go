@@ -394,11 +394,15 @@ func (c *Connector) Emit(ctx context.Context, shard string, recs []Record) error
 func (c *Connector) EndShard(ctx context.Context, shard string) error {
 	st := c.tracker.Shard(shard)
 	st.Ack(st.RegisterEnd())
+	c.requestCommit()
+	return nil
+}
+
+func (c *Connector) requestCommit() {
 	select {
 	case c.commitCh <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
 // Resume implements Emitter.
@@ -455,6 +459,11 @@ func (c *Connector) ack(r *Record, err error) {
 // done acknowledges r's position and releases its pool space.
 func (c *Connector) done(r *Record) {
 	r.track.Ack(r.ticket)
+	if m, _ := r.track.Committable(); m.End {
+		// The shard's end just became committable: write it now, so its children need not wait
+		// for the next checkpoint tick.
+		c.requestCommit()
+	}
 	c.opts.Metrics.acked(c.opts.Name)
 	c.release(r)
 }

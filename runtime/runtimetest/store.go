@@ -11,10 +11,10 @@ import (
 // MemoryStore is a runtime.CheckpointStore in memory. It keeps every commit in order, so tests can
 // check that checkpoints only ever moved forward. Set Err to make Load and Commit fail.
 type MemoryStore struct {
-	mu      sync.Mutex // mu guards the fields below
-	latest  map[string]runtime.Checkpoint
-	history []runtime.Checkpoint
-	loadErr error
+	mu        sync.Mutex // mu guards the fields below
+	latest    map[string]runtime.Checkpoint
+	history   []runtime.Checkpoint
+	loadErr   error
 	commitErr error
 }
 
