@@ -3,6 +3,8 @@ package kinesistest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -76,3 +78,119 @@ func streamARN(t testing.TB, ctx context.Context, c *kinesis.Client, name string
 	}
 	return aws.ToString(out.StreamDescriptionSummary.StreamARN)
 }
+
+// fakeClock is a clock tests move by hand.
+type fakeClock struct {
+	mu  sync.Mutex // guards now
+	now time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func subscribe(t testing.TB, ctx context.Context, c *kinesis.Client, consumerARN, shardID string, pos types.StartingPosition) *kinesis.SubscribeToShardEventStream {
+	t.Helper()
+	out, err := c.SubscribeToShard(ctx, &kinesis.SubscribeToShardInput{ConsumerARN: aws.String(consumerARN), ShardId: aws.String(shardID), StartingPosition: &pos})
+	if err != nil {
+		t.Fatalf("subscribe to %s: %v", shardID, err)
+	}
+	es := out.GetStream()
+	t.Cleanup(func() { es.Close() })
+	return es
+}
+
+// nextEvent returns the next SubscribeToShardEvent, or ok false when the
+// stream ended (then es.Err() tells how). It fails the test if nothing
+// arrives within 10 s.
+func nextEvent(t testing.TB, es *kinesis.SubscribeToShardEventStream) (ev types.SubscribeToShardEvent, ok bool) {
+	t.Helper()
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	select {
+	case e, open := <-es.Events():
+		if !open {
+			return ev, false
+		}
+		m, isEvent := e.(*types.SubscribeToShardEventStreamMemberSubscribeToShardEvent)
+		if !isEvent {
+			t.Fatalf("unexpected event %T", e)
+		}
+		return m.Value, true
+	case <-timeout.C:
+		t.Fatalf("no event within 10s")
+	}
+	return ev, false
+}
+
+// drain reads events until the stream ends and returns them.
+func drain(t testing.TB, es *kinesis.SubscribeToShardEventStream) []types.SubscribeToShardEvent {
+	t.Helper()
+	var out []types.SubscribeToShardEvent
+	for {
+		ev, ok := nextEvent(t, es)
+		if !ok {
+			return out
+		}
+		out = append(out, ev)
+	}
+}
+
+func putN(t testing.TB, ctx context.Context, c *kinesis.Client, stream string, from, n int) {
+	t.Helper()
+	for lo := from; lo < from+n; lo += 500 {
+		var entries []types.PutRecordsRequestEntry
+		for i := lo; i < min(from+n, lo+500); i++ {
+			entries = append(entries, types.PutRecordsRequestEntry{PartitionKey: aws.String(fmt.Sprintf("k%d", i)), Data: []byte(fmt.Sprintf("r%06d", i))})
+		}
+		out, err := c.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: entries})
+		if err != nil {
+			t.Fatalf("put records: %v", err)
+		}
+		if n := aws.ToInt32(out.FailedRecordCount); n != 0 {
+			t.Fatalf("put records: %d failed", n)
+		}
+	}
+}
+
+// readAll reads a shard from TRIM_HORIZON to its current end (or, for a
+// closed shard, to the nil iterator) and returns the data and the child
+// shards it reported.
+func readAll(t testing.TB, ctx context.Context, c *kinesis.Client, stream, shardID string) ([]string, []types.ChildShard) {
+	t.Helper()
+	it, err := c.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(stream), ShardId: aws.String(shardID), ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
+	if err != nil {
+		t.Fatalf("get shard iterator %s: %v", shardID, err)
+	}
+	var data []string
+	iter := it.ShardIterator
+	for iter != nil {
+		out, err := c.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(7)})
+		if err != nil {
+			t.Fatalf("get records %s: %v", shardID, err)
+		}
+		for _, r := range out.Records {
+			data = append(data, string(r.Data))
+		}
+		if out.NextShardIterator == nil {
+			return data, out.ChildShards
+		}
+		if len(out.Records) == 0 && aws.ToInt64(out.MillisBehindLatest) == 0 {
+			return data, nil // caught up on an open shard
+		}
+		iter = out.NextShardIterator
+	}
+	return data, nil
+}
+
+func errorsAs[T any](err error, target *T) bool { return errors.As(err, target) }
