@@ -1,0 +1,324 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults of the runtime-level settings. Each field's doc repeats its default.
+const (
+	DefaultHTTPAddr          = "127.0.0.1:8083"
+	DefaultShutdownTimeout   = Duration(30 * time.Second)
+	DefaultMaxPendingRecords = int64(50000)
+	DefaultMaxPendingBytes   = ByteSize(64 << 20)
+	DefaultWaitTimeout       = Duration(30 * time.Second)
+	DefaultCheckpointTopic   = "_shardbridge_checkpoints"
+	DefaultCheckpointEvery   = Duration(5 * time.Second)
+	DefaultErrorPolicy       = PolicyFail
+)
+
+// Error policies for records that fail for good (Errors.Policy).
+const (
+	// PolicyFail stops the connector on the first record that fails for good.
+	PolicyFail = "fail"
+	// PolicyDLQ writes the failed record to Errors.DLQTopic and goes on.
+	PolicyDLQ = "dlq"
+	// PolicySkip drops the failed record, counts it in metrics and goes on.
+	PolicySkip = "skip"
+)
+
+// Limits enforced by Validate.
+const (
+	// MinMaxPendingBytes is the smallest pool.max_pending_bytes.
+	MinMaxPendingBytes = ByteSize(1 << 10)
+	// MaxWaitTimeout bounds pool.wait_timeout from above (exclusive): an EFO subscription
+	// lives at most 5 minutes, so waiting longer for pool space would outlive it.
+	MaxWaitTimeout = Duration(5 * time.Minute)
+	// MinCheckpointInterval is the smallest checkpoint.interval.
+	MinCheckpointInterval = Duration(100 * time.Millisecond)
+)
+
+// Config is the whole runtime configuration. Build it with Load, or start from Default and
+// call Validate. Marshalled to JSON it shows every Secret as "[redacted]".
+type Config struct {
+	// HTTP configures the HTTP API, /metrics, /healthz and /readyz.
+	HTTP HTTP `koanf:"http" json:"http"`
+	// Pool bounds the global pending pool shared by every shard of every connector.
+	Pool Pool `koanf:"pool" json:"pool"`
+	// ShutdownTimeout is how long a drain waits for in-flight records to be acknowledged
+	// before final checkpoints are written. Default 30s; must be > 0.
+	ShutdownTimeout Duration `koanf:"shutdown_timeout" json:"shutdown_timeout"`
+	// Connectors are the Source-to-Sink pipelines to run. Default none. When several files
+	// are loaded, their lists are concatenated in load order.
+	Connectors []Connector `koanf:"connectors" json:"connectors"`
+}
+
+// HTTP configures the HTTP server.
+type HTTP struct {
+	// Addr is the listen address. Default "127.0.0.1:8083"; must be host:port with a
+	// numeric port (host may be empty for all interfaces; port 0 picks a free port).
+	Addr string `koanf:"addr" json:"addr"`
+	// AuthToken is the bearer token required by mutating endpoints. Default none, which
+	// leaves them open (the default address is loopback-only for that reason).
+	AuthToken Secret `koanf:"auth_token" json:"auth_token"`
+}
+
+// Pool bounds the global pending pool; both limits hold at once.
+type Pool struct {
+	// MaxPendingRecords is the most records in flight. Default 50000; must be >= 1.
+	MaxPendingRecords int64 `koanf:"max_pending_records" json:"max_pending_records"`
+	// MaxPendingBytes is the most record bytes in flight. Default 64MiB; must be >= 1KiB.
+	MaxPendingBytes ByteSize `koanf:"max_pending_bytes" json:"max_pending_bytes"`
+	// WaitTimeout bounds how long a shard reader waits for pool space before it closes its
+	// subscription and resubscribes later. Default 30s; must be > 0 and < 5m, because a
+	// subscription lives at most 5 minutes.
+	WaitTimeout Duration `koanf:"wait_timeout" json:"wait_timeout"`
+}
+
+// Connector is one Source-to-Sink pipeline.
+type Connector struct {
+	// Name identifies the connector in logs, metrics, checkpoints and the HTTP API.
+	// Required; 1 to 100 characters of [a-zA-Z0-9._-]; unique across the config.
+	Name string `koanf:"name" json:"name"`
+	// Source is written as a table with exactly one key naming a registered source type,
+	// e.g. source.kinesis. Required.
+	Source Plugin `koanf:"source" json:"source"`
+	// Sink is written as a table with exactly one key naming a registered sink type,
+	// e.g. sink.kafka. Required.
+	Sink Plugin `koanf:"sink" json:"sink"`
+	// Checkpoint configures where and how often positions are committed.
+	Checkpoint Checkpoint `koanf:"checkpoint" json:"checkpoint"`
+	// Errors configures what happens to a record that fails for good.
+	Errors Errors `koanf:"errors" json:"errors"`
+}
+
+// Checkpoint configures checkpointing.
+type Checkpoint struct {
+	// Topic is the compacted Kafka topic holding checkpoints. Default
+	// "_shardbridge_checkpoints"; must be a valid Kafka topic name.
+	Topic string `koanf:"topic" json:"topic"`
+	// Interval is how often committable positions are written. Default 5s; must be >= 100ms.
+	Interval Duration `koanf:"interval" json:"interval"`
+}
+
+// Errors configures the error policy.
+type Errors struct {
+	// Policy is one of "fail" (default: stop the connector), "dlq" (write the record to
+	// DLQTopic and go on) or "skip" (drop it, count it and go on).
+	Policy string `koanf:"policy" json:"policy"`
+	// DLQTopic is the dead-letter topic. Default none; required with policy "dlq" and an
+	// error without it.
+	DLQTopic string `koanf:"dlq_topic" json:"dlq_topic,omitempty"`
+}
+
+// Plugin is a connector's source or sink section, decoded by the type registered for it.
+type Plugin struct {
+	// Type is the registered type name, the one key of the section, e.g. "kinesis".
+	Type string
+	// Config is the typed, validated section from the Registry: the value returned by the
+	// registered constructor, so a pointer to the plugin's struct.
+	Config PluginConfig
+}
+
+// MarshalJSON writes the section as it is written in a config file: {"kinesis": {...}}.
+// Secrets inside Config stay redacted as long as the plugin's struct uses Secret.
+func (p Plugin) MarshalJSON() ([]byte, error) {
+	if p.Type == "" {
+		return []byte("null"), nil
+	}
+	return json.Marshal(map[string]any{p.Type: p.Config})
+}
+
+// PluginConfig is the typed section of one source or sink type. Validate fills defaults
+// and returns every problem (errors.Join of *FieldError). connector is the connector's
+// name, for defaults such as an EFO consumer name derived from it; path is the key prefix
+// such as "connectors[0].source.kinesis", to prefix the FieldError keys. Validate must be
+// idempotent: Config.Validate may call it again on an already validated config.
+type PluginConfig interface {
+	Validate(connector, path string) error
+}
+
+// Default returns a Config holding every runtime-level default and no connectors.
+func Default() Config {
+	return Config{
+		HTTP:            HTTP{Addr: DefaultHTTPAddr},
+		Pool:            Pool{MaxPendingRecords: DefaultMaxPendingRecords, MaxPendingBytes: DefaultMaxPendingBytes, WaitTimeout: DefaultWaitTimeout},
+		ShutdownTimeout: DefaultShutdownTimeout,
+	}
+}
+
+// DefaultConnector returns a Connector holding the per-connector defaults, with no name,
+// source or sink.
+func DefaultConnector() Connector {
+	return Connector{
+		Checkpoint: Checkpoint{Topic: DefaultCheckpointTopic, Interval: DefaultCheckpointEvery},
+		Errors:     Errors{Policy: DefaultErrorPolicy},
+	}
+}
+
+// Validate checks every setting and returns every problem at once (errors.Join of
+// *FieldError), including those the plugins' Validate methods report. It does not fill
+// runtime defaults: a zero value is an explicit setting and is checked as such (start from
+// Default and DefaultConnector to get defaults).
+func (c *Config) Validate() error {
+	return errors.Join(c.validate(nil)...)
+}
+
+var (
+	connectorNameRE = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,100}$`)
+	topicRE         = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+)
+
+// validate returns every problem, leaving out those whose key is in skip: Load passes the
+// keys that already failed to decode, so a bad value is not reported twice.
+func (c *Config) validate(skip map[string]bool) []error {
+	var errs []error
+	add := func(key string, value any, problem, fix string) {
+		if !skip[key] {
+			errs = append(errs, &FieldError{Key: key, Value: value, Problem: problem, Fix: fix})
+		}
+	}
+
+	if err := checkHostPort(c.HTTP.Addr); err != "" {
+		add("http.addr", c.HTTP.Addr, err, `use host:port such as "127.0.0.1:8083" or ":8083"`)
+	}
+	if c.Pool.MaxPendingRecords < 1 {
+		add("pool.max_pending_records", c.Pool.MaxPendingRecords, "must be at least 1", "use a count such as 50000")
+	}
+	if c.Pool.MaxPendingBytes < MinMaxPendingBytes {
+		add("pool.max_pending_bytes", c.Pool.MaxPendingBytes.String(), "must be at least 1KiB", `use a size such as "64MiB"`)
+	}
+	if c.Pool.WaitTimeout <= 0 || c.Pool.WaitTimeout >= MaxWaitTimeout {
+		add("pool.wait_timeout", c.Pool.WaitTimeout.String(), "must be more than 0s and less than 5m, because a subscription lives at most 5 minutes", `use a duration such as "30s"`)
+	}
+	if c.ShutdownTimeout <= 0 {
+		add("shutdown_timeout", c.ShutdownTimeout.String(), "must be more than 0s", `use a duration such as "30s"`)
+	}
+
+	firstByName := make(map[string]int)
+	for i := range c.Connectors {
+		cn := &c.Connectors[i]
+		p := "connectors[" + strconv.Itoa(i) + "]"
+		switch {
+		case cn.Name == "":
+			add(p+".name", nil, "required", "give the connector a unique name such as \"orders-mirror\"")
+		case !connectorNameRE.MatchString(cn.Name):
+			add(p+".name", cn.Name, "must be 1 to 100 characters of letters, digits, '.', '_' or '-'", "rename it, e.g. \"orders-mirror\"")
+		default:
+			if j, dup := firstByName[cn.Name]; dup {
+				add(p+".name", cn.Name, fmt.Sprintf("duplicate name; connectors[%d] has it too", j), "give each connector a unique name")
+			} else {
+				firstByName[cn.Name] = i
+			}
+		}
+		errs = append(errs, validatePlugin(cn.Name, p+".source", "source", cn.Source, skip)...)
+		errs = append(errs, validatePlugin(cn.Name, p+".sink", "sink", cn.Sink, skip)...)
+
+		if msg := checkTopic(cn.Checkpoint.Topic); msg != "" {
+			add(p+".checkpoint.topic", cn.Checkpoint.Topic, msg, "use a Kafka topic name such as \""+DefaultCheckpointTopic+"\"")
+		}
+		if cn.Checkpoint.Interval < MinCheckpointInterval {
+			add(p+".checkpoint.interval", cn.Checkpoint.Interval.String(), "must be at least 100ms", `use a duration such as "5s"`)
+		}
+		switch cn.Errors.Policy {
+		case PolicyFail, PolicySkip:
+			if cn.Errors.DLQTopic != "" {
+				add(p+".errors.dlq_topic", cn.Errors.DLQTopic, "is set but errors.policy is \""+cn.Errors.Policy+"\"", "set errors.policy to \"dlq\" or remove dlq_topic")
+			}
+		case PolicyDLQ:
+			example := "orders-dlq"
+			if connectorNameRE.MatchString(cn.Name) {
+				example = cn.Name + "-dlq"
+			}
+			switch msg := checkTopic(cn.Errors.DLQTopic); {
+			case cn.Errors.DLQTopic == "":
+				add(p+".errors.dlq_topic", nil, "required with errors.policy \"dlq\"", "name the dead-letter topic, e.g. \""+example+"\"")
+			case msg != "":
+				add(p+".errors.dlq_topic", cn.Errors.DLQTopic, msg, "use a Kafka topic name such as \""+example+"\"")
+			case cn.Errors.DLQTopic == cn.Checkpoint.Topic:
+				add(p+".errors.dlq_topic", cn.Errors.DLQTopic, "is the checkpoint topic", "use a separate dead-letter topic")
+			}
+		default:
+			fix := `use "fail", "dlq" or "skip"`
+			if s := suggest(cn.Errors.Policy, []string{PolicyFail, PolicyDLQ, PolicySkip}); s != "" && cn.Errors.Policy != "" {
+				fix = "did you mean " + s + "?"
+			}
+			add(p+".errors.policy", cn.Errors.Policy, "unknown policy", fix)
+		}
+	}
+	return errs
+}
+
+func validatePlugin(connector, path, kind string, p Plugin, skip map[string]bool) []error {
+	if p.Config == nil {
+		if skip[path] || p.Type != "" {
+			return nil
+		}
+		return []error{&FieldError{Key: path, Problem: "no " + kind + " type", Fix: "add a " + kind + " section with one type, e.g. " + kind + "." + map[string]string{"source": "kinesis", "sink": "kafka"}[kind]}}
+	}
+	full := joinKey(path, p.Type)
+	var out []error
+	for _, fe := range Problems(p.Config.Validate(connector, full)) {
+		if fe.Key == "" {
+			fe.Key = full
+		}
+		if !skip[fe.Key] {
+			out = append(out, fe)
+		}
+	}
+	return out
+}
+
+// checkHostPort returns what is wrong with addr, or "".
+func checkHostPort(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "not host:port"
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return "port must be a number from 0 to 65535"
+	}
+	return ""
+}
+
+// checkTopic returns what is wrong with a Kafka topic name, or "".
+func checkTopic(t string) string {
+	switch {
+	case t == "":
+		return "must not be empty"
+	case t == "." || t == "..":
+		return "is not a valid Kafka topic name"
+	case !topicRE.MatchString(t):
+		return "must be 1 to 249 characters of letters, digits, '.', '_' or '-'"
+	}
+	return ""
+}
+
+// sortedNames returns the keys of a registry map, sorted.
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// knownList is "a, b or c" for messages.
+func knownList(names []string) string {
+	switch len(names) {
+	case 0:
+		return "(none registered)"
+	case 1:
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
