@@ -1,0 +1,120 @@
+package kinesis
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the source's Prometheus collectors. Several connectors may share one Registerer:
+// a collector already registered by another source is reused, and each source writes only its
+// own connector label.
+type metrics struct {
+	millisBehind   *prometheus.GaugeVec
+	recordsRead    *prometheus.CounterVec
+	bytesRead      *prometheus.CounterVec
+	subsOpened     *prometheus.CounterVec
+	subsEnded      *prometheus.CounterVec
+	backoffSeconds *prometheus.HistogramVec
+	activeShards   *prometheus.GaugeVec
+	kplAggregates  *prometheus.CounterVec
+	kplUserRecords *prometheus.CounterVec
+	kplCorrupt     *prometheus.CounterVec
+}
+
+var shardLabels = []string{"connector", "shard"}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry() // nothing scrapes it; keeps the code free of nil checks
+	}
+	m := &metrics{
+		millisBehind: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shardbridge_kinesis_millis_behind_latest",
+			Help: "How far the shard reader is behind the tip of the shard, as Kinesis reports it.",
+		}, shardLabels)),
+		recordsRead: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardbridge_kinesis_records_read_total",
+			Help: "Records read from Kinesis and emitted (user records after KPL de-aggregation).",
+		}, shardLabels)),
+		bytesRead: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardbridge_kinesis_bytes_read_total",
+			Help: "Bytes of record data read from Kinesis.",
+		}, shardLabels)),
+		subsOpened: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardbridge_kinesis_subscriptions_opened_total",
+			Help: "SubscribeToShard subscriptions opened.",
+		}, shardLabels)),
+		subsEnded: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardbridge_kinesis_subscriptions_ended_total",
+			Help: "SubscribeToShard subscriptions ended, by reason: expired, shard_end, idle, backpressure_timeout, empty, canceled, or an error code.",
+		}, append(shardLabels, "reason"))),
+		backoffSeconds: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "shardbridge_kinesis_resubscribe_backoff_seconds",
+			Help:    "Waits before a SubscribeToShard or GetRecords retry.",
+			Buckets: []float64{0.1, 0.3, 0.6, 1.2, 2.5, 5, 10},
+		}, shardLabels)),
+		activeShards: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shardbridge_kinesis_active_shards",
+			Help: "Shards being read now (not waiting on a parent, not ended).",
+		}, []string{"connector"})),
+		kplAggregates: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardbridge_kinesis_kpl_aggregates_total",
+			Help: "KPL aggregated records de-aggregated.",
+		}, shardLabels)),
+		kplUserRecords: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardbridge_kinesis_kpl_user_records_total",
+			Help: "User records taken out of KPL aggregates.",
+		}, shardLabels)),
+		kplCorrupt: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardbridge_kinesis_kpl_corrupt_total",
+			Help: "Records with the KPL magic that failed to decode; each passed through raw.",
+		}, shardLabels)),
+	}
+	return m
+}
+
+// register registers c, or returns the equal collector already registered.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if ex, ok := are.ExistingCollector.(C); ok {
+				return ex
+			}
+		}
+		// A different collector under the same name is a programming error of the binary.
+		panic("kinesis: register metrics: " + err.Error())
+	}
+	return c
+}
+
+// shardMetrics are one shard's curried collectors.
+type shardMetrics struct {
+	millisBehind   prometheus.Gauge
+	recordsRead    prometheus.Counter
+	bytesRead      prometheus.Counter
+	subsOpened     prometheus.Counter
+	subsEnded      *prometheus.CounterVec // by reason
+	backoffSeconds prometheus.Observer
+	kplAggregates  prometheus.Counter
+	kplUserRecords prometheus.Counter
+	kplCorrupt     prometheus.Counter
+}
+
+func (m *metrics) shard(connector, shard string) *shardMetrics {
+	l := prometheus.Labels{"connector": connector, "shard": shard}
+	return &shardMetrics{
+		millisBehind:   m.millisBehind.With(l),
+		recordsRead:    m.recordsRead.With(l),
+		bytesRead:      m.bytesRead.With(l),
+		subsOpened:     m.subsOpened.With(l),
+		subsEnded:      m.subsEnded.MustCurryWith(l),
+		backoffSeconds: m.backoffSeconds.With(l),
+		kplAggregates:  m.kplAggregates.With(l),
+		kplUserRecords: m.kplUserRecords.With(l),
+		kplCorrupt:     m.kplCorrupt.With(l),
+	}
+}
+
+func (sm *shardMetrics) ended(reason string) { sm.subsEnded.WithLabelValues(reason).Inc() }

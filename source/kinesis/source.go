@@ -1,0 +1,444 @@
+package kinesis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/shardbridge/shardbridge/runtime"
+)
+
+// DefaultPoolWaitTimeout is the runtime's pool.wait_timeout default: how long a reader holding a
+// subscription waits for pool space before it closes the subscription.
+const DefaultPoolWaitTimeout = 30 * time.Second
+
+// Source reads one Kinesis stream. Create it with New; Run it once.
+type Source struct {
+	cfg       Config
+	connector string
+	log       *slog.Logger
+	met       *metrics
+	now       func() time.Time
+	wait      func(ctx context.Context, d time.Duration) error
+	poolWait  time.Duration
+	api       kinesisAPI // nil until Run builds the client, unless an option set it
+
+	mu     sync.Mutex
+	shards map[string]*shardState // mu guards the map and every shardState's fields
+	active int                    // mu guards; shards in a reading state
+}
+
+var _ runtime.Source = (*Source)(nil)
+
+// Option configures a Source.
+type Option func(*Source)
+
+// WithLogger sets the logger. Default slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(s *Source) { s.log = l } }
+
+// WithRegisterer registers the source's metrics on reg. Default: a private registry that nothing
+// scrapes.
+func WithRegisterer(reg prometheus.Registerer) Option {
+	return func(s *Source) { s.met = newMetrics(reg) }
+}
+
+// WithClock sets the clock the retry pacing reads. Default time.Now. Tests pair it with WithWait.
+func WithClock(now func() time.Time) Option { return func(s *Source) { s.now = now } }
+
+// WithWait sets the function that waits between retries (backoff and the per-shard call rate).
+// It returns ctx.Err() when ctx ends first. Default: a timer. Tests inject one that advances a
+// fake clock, so backoff costs no real time.
+func WithWait(wait func(ctx context.Context, d time.Duration) error) Option {
+	return func(s *Source) { s.wait = wait }
+}
+
+// WithPoolWaitTimeout sets how long a reader that holds a subscription waits for pool space
+// before it closes the subscription (the runtime's pool.wait_timeout). Default 30s.
+func WithPoolWaitTimeout(d time.Duration) Option { return func(s *Source) { s.poolWait = d } }
+
+// WithClient uses c instead of building a client from the config (its region, endpoint,
+// credentials and HTTP settings are then c's).
+func WithClient(c *kinesis.Client) Option { return func(s *Source) { s.api = c } }
+
+// withAPI uses a fake of the Kinesis calls; for tests.
+func withAPI(api kinesisAPI) Option { return func(s *Source) { s.api = api } }
+
+// New returns a source for cfg, which must have passed Validate. connector names the connector
+// in logs, metrics and the default EFO consumer name.
+func New(cfg Config, connector string, opts ...Option) (*Source, error) {
+	if err := cfg.Validate(connector, "source.kinesis"); err != nil {
+		return nil, fmt.Errorf("kinesis source: invalid config: %w", err)
+	}
+	s := &Source{
+		cfg:       cfg,
+		connector: connector,
+		log:       slog.Default(),
+		now:       time.Now,
+		wait:      realWait,
+		poolWait:  DefaultPoolWaitTimeout,
+		shards:    make(map[string]*shardState),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.met == nil {
+		s.met = newMetrics(nil)
+	}
+	s.log = s.log.With("connector", connector, "stream", cfg.StreamName())
+	return s, nil
+}
+
+// Stream returns the stream's name (also when the config gives its ARN).
+func (s *Source) Stream() string { return s.cfg.StreamName() }
+
+// run is the state of one Run.
+type run struct {
+	s           *Source
+	e           runtime.Emitter
+	api         kinesisAPI
+	g           *errgroup.Group
+	streamARN   string
+	consumerARN string // "" in polling mode
+
+	mu    sync.Mutex
+	known map[string]bool // mu guards; shards seen in ListShards or ChildShards
+}
+
+// Run reads the stream until ctx ends or a fatal error happens; see runtime.Source.
+func (s *Source) Run(ctx context.Context, e runtime.Emitter) error {
+	api := s.api
+	if api == nil {
+		c, err := newClient(ctx, &s.cfg)
+		if err != nil {
+			return fmt.Errorf("kinesis source: stream %s: %w", s.Stream(), err)
+		}
+		api = c
+	}
+	r := &run{s: s, e: e, api: api, known: make(map[string]bool)}
+	err := r.run(ctx)
+	if r.consumerARN != "" && s.cfg.EFO.DeregisterOnStop {
+		// The run's context is done; deregistering still deserves a bounded try.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		if _, derr := api.DeregisterStreamConsumer(dctx, &kinesis.DeregisterStreamConsumerInput{ConsumerARN: aws.String(r.consumerARN)}); derr != nil {
+			s.log.Warn("kinesis: deregister EFO consumer", "consumer_arn", r.consumerARN, "error", derr)
+		} else {
+			s.log.Info("kinesis: deregistered EFO consumer", "consumer_arn", r.consumerARN)
+		}
+		cancel()
+	}
+	if ctx.Err() != nil {
+		return nil // stopped, not failed
+	}
+	return err
+}
+
+func (r *run) run(ctx context.Context) error {
+	s := r.s
+	arn, err := r.resolveStream(ctx)
+	if err != nil {
+		return err
+	}
+	r.streamARN = arn
+	if s.cfg.EFOEnabled() {
+		if r.consumerARN, err = r.ensureConsumer(ctx); err != nil {
+			return err
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	r.g = g
+	g.Go(func() error { return r.discover(gctx) })
+	return g.Wait()
+}
+
+// resolveStream checks that the stream exists and returns its ARN, retrying transient errors.
+func (r *run) resolveStream(ctx context.Context) (string, error) {
+	s := r.s
+	bo := newBackoff()
+	in := &kinesis.DescribeStreamSummaryInput{}
+	if a := s.cfg.streamARN(); a != "" {
+		in.StreamARN = aws.String(a)
+	} else {
+		in.StreamName = aws.String(s.cfg.Stream)
+	}
+	for {
+		out, err := r.api.DescribeStreamSummary(ctx, in)
+		if err == nil {
+			return aws.ToString(out.StreamDescriptionSummary.StreamARN), nil
+		}
+		switch classify(ctx, err) {
+		case classCanceled:
+			return "", ctx.Err()
+		case classFatal, classNotFound:
+			return "", &FatalError{Stream: s.Stream(), Fix: fatalFix(err), Err: fmt.Errorf("describe stream: %w", err)}
+		}
+		d := bo.next()
+		s.log.Warn("kinesis: describe stream failed, retrying", "error", err, "retry_in", d)
+		if err := s.wait(ctx, d); err != nil {
+			return "", err
+		}
+	}
+}
+
+// streamParams sets the stream the way the config names it, by ARN or by name.
+func (r *run) streamName() *string {
+	if r.s.cfg.streamARN() != "" {
+		return nil
+	}
+	return aws.String(r.s.cfg.Stream)
+}
+
+func (r *run) streamARNParam() *string {
+	if r.s.cfg.streamARN() != "" {
+		return aws.String(r.s.cfg.Stream)
+	}
+	return nil
+}
+
+// listShards reads every page of ListShards.
+func (r *run) listShards(ctx context.Context) ([]types.Shard, error) {
+	var all []types.Shard
+	in := &kinesis.ListShardsInput{StreamName: r.streamName(), StreamARN: r.streamARNParam()}
+	for {
+		out, err := r.api.ListShards(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("list shards: %w", err)
+		}
+		all = append(all, out.Shards...)
+		if aws.ToString(out.NextToken) == "" {
+			return all, nil
+		}
+		// With NextToken the stream must not be named again.
+		in = &kinesis.ListShardsInput{NextToken: out.NextToken}
+	}
+}
+
+// discover lists the shards at start and every shard_sync_interval and starts a reader for each
+// new one. It is the only place, with shard ends, that starts readers.
+func (r *run) discover(ctx context.Context) error {
+	s := r.s
+	bo := newBackoff()
+	for {
+		shards, err := r.listShards(ctx)
+		next := s.cfg.ShardSyncInterval.D()
+		if err != nil {
+			switch classify(ctx, err) {
+			case classCanceled:
+				return ctx.Err()
+			case classFatal, classNotFound:
+				return &FatalError{Stream: s.Stream(), Fix: fatalFix(err), Err: err}
+			}
+			next = min(next, bo.next())
+			s.log.Warn("kinesis: shard discovery failed, retrying", "error", err, "retry_in", next)
+		} else {
+			bo.reset()
+			r.startListed(ctx, shards)
+		}
+		t := time.NewTimer(next)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// startListed starts a reader for every listed shard not started yet, parents before children
+// (the order only matters for readability of logs; each reader waits on its parents itself).
+func (r *run) startListed(ctx context.Context, shards []types.Shard) {
+	r.mu.Lock()
+	for _, sh := range shards {
+		r.known[aws.ToString(sh.ShardId)] = true
+	}
+	r.mu.Unlock()
+	sort.Slice(shards, func(i, j int) bool { return aws.ToString(shards[i].ShardId) < aws.ToString(shards[j].ShardId) })
+	for _, sh := range shards {
+		var parents []string
+		for _, p := range []*string{sh.ParentShardId, sh.AdjacentParentShardId} {
+			if p != nil && *p != "" {
+				parents = append(parents, *p)
+			}
+		}
+		r.startShard(ctx, aws.ToString(sh.ShardId), parents)
+	}
+}
+
+// startChildren starts the children a shard's final event named. ListShards is the backstop
+// when the event carries none.
+func (r *run) startChildren(ctx context.Context, children []types.ChildShard) {
+	r.mu.Lock()
+	for _, c := range children {
+		r.known[aws.ToString(c.ShardId)] = true
+	}
+	r.mu.Unlock()
+	for _, c := range children {
+		r.startShard(ctx, aws.ToString(c.ShardId), c.ParentShards)
+	}
+}
+
+// startShard starts the reader of shard id unless it was started before. parents are the
+// shard's parents; the reader waits for those this source knows of (a parent gone from
+// ListShards has passed its retention and holds nothing to read).
+func (r *run) startShard(ctx context.Context, id string, parents []string) {
+	s := r.s
+	s.mu.Lock()
+	if _, ok := s.shards[id]; ok {
+		s.mu.Unlock()
+		return
+	}
+	st := &shardState{id: id, state: StateWaitingParent}
+	s.shards[id] = st
+	s.mu.Unlock()
+
+	var wait []string
+	r.mu.Lock()
+	for _, p := range parents {
+		if r.known[p] {
+			wait = append(wait, p)
+		}
+	}
+	r.mu.Unlock()
+	r.g.Go(func() error { return r.runShard(ctx, st, wait) })
+}
+
+// runShard waits for the shard's parents, reads the shard to its end and starts its children.
+func (r *run) runShard(ctx context.Context, st *shardState, parents []string) error {
+	s := r.s
+	log := s.log.With("shard", st.id)
+	for _, p := range parents {
+		if err := r.e.WaitEnded(ctx, p); err != nil {
+			return err
+		}
+	}
+	mark, resumed := r.e.Resume(st.id)
+	if resumed && mark.End {
+		s.setState(st, StateEnded)
+		log.Debug("kinesis: shard already read to its end")
+		return nil
+	}
+	rd := &shardReader{
+		run:   r,
+		st:    st,
+		log:   log,
+		met:   s.met.shard(s.connector, st.id),
+		child: len(parents) > 0,
+	}
+	if resumed {
+		rd.last = mark.Position
+	}
+	rd.conv = converter{
+		stream: s.Stream(), streamARN: r.streamARN, shard: st.id,
+		deaggregate: s.cfg.DeaggregateEnabled(), log: log, met: rd.met,
+	}
+	s.setActive(st, true)
+	var err error
+	if r.consumerARN != "" {
+		err = rd.runEFO(ctx)
+	} else {
+		err = rd.runPoll(ctx)
+	}
+	s.setActive(st, false)
+	if err != nil {
+		if errors.Is(err, errShardEnded) {
+			s.setState(st, StateEnded)
+			log.Info("kinesis: shard read to its end", "children", len(rd.children))
+			r.startChildren(ctx, rd.children)
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+// errShardEnded is how a shard reader reports that it read its shard to the end and called
+// EndShard.
+var errShardEnded = errors.New("shard ended")
+
+// ensureConsumer returns the ARN of the ACTIVE EFO consumer, registering it when missing.
+func (r *run) ensureConsumer(ctx context.Context) (string, error) {
+	s := r.s
+	name := s.cfg.EFO.ConsumerName
+	describe := &kinesis.DescribeStreamConsumerInput{StreamARN: aws.String(r.streamARN), ConsumerName: aws.String(name)}
+	if a := s.cfg.EFO.ConsumerARN; a != "" {
+		describe = &kinesis.DescribeStreamConsumerInput{ConsumerARN: aws.String(a)}
+		name = a
+	}
+	fatal := func(err error, fix string) error {
+		if fix == "" {
+			fix = fatalFix(err)
+		}
+		return &FatalError{Stream: s.Stream(), Fix: fix, Err: fmt.Errorf("efo consumer %s: %w", name, err)}
+	}
+	bo := newBackoff()
+	for {
+		out, err := r.api.DescribeStreamConsumer(ctx, describe)
+		if err == nil {
+			c := out.ConsumerDescription
+			switch c.ConsumerStatus {
+			case types.ConsumerStatusActive:
+				s.log.Info("kinesis: EFO consumer active", "consumer_arn", aws.ToString(c.ConsumerARN))
+				return aws.ToString(c.ConsumerARN), nil
+			case types.ConsumerStatusDeleting:
+				return "", fatal(errors.New("consumer is being deleted"),
+					"wait until the deregistration completes and restart, or set another source.kinesis.efo.consumer_name")
+			}
+			// CREATING: wait for ACTIVE.
+		} else {
+			switch classify(ctx, err) {
+			case classCanceled:
+				return "", ctx.Err()
+			case classFatal:
+				return "", fatal(err, "")
+			case classNotFound:
+				if s.cfg.EFO.ConsumerARN != "" {
+					return "", fatal(err, "check source.kinesis.efo.consumer_arn, or remove it to register efo.consumer_name")
+				}
+				if err := r.register(ctx, name); err != nil {
+					if classify(ctx, err) == classCanceled {
+						return "", ctx.Err()
+					}
+					if c := classify(ctx, err); c == classFatal || c == classNotFound {
+						return "", fatal(err, "")
+					}
+					d := bo.next()
+					s.log.Warn("kinesis: register EFO consumer failed, retrying", "consumer", name, "error", err, "retry_in", d)
+					if err := s.wait(ctx, d); err != nil {
+						return "", err
+					}
+				}
+				continue // describe again: registered by us or by someone else
+			default:
+				s.log.Warn("kinesis: describe EFO consumer failed, retrying", "consumer", name, "error", err)
+			}
+		}
+		if err := s.wait(ctx, bo.next()); err != nil {
+			return "", err
+		}
+	}
+}
+
+// register registers the consumer. ResourceInUse means another process registered the same name
+// at the same moment, which is as good as our own registration.
+func (r *run) register(ctx context.Context, name string) error {
+	_, err := r.api.RegisterStreamConsumer(ctx, &kinesis.RegisterStreamConsumerInput{
+		StreamARN: aws.String(r.streamARN), ConsumerName: aws.String(name),
+	})
+	if err != nil && errorCode(err) == "ResourceInUseException" {
+		r.s.log.Info("kinesis: EFO consumer registered concurrently by another process", "consumer", name)
+		return nil
+	}
+	if err == nil {
+		r.s.log.Info("kinesis: registered EFO consumer", "consumer", name)
+	}
+	return err
+}
