@@ -573,9 +573,10 @@ func (c *Connector) Unpause() {
 
 // ShardStatus is the pipeline's view of one shard.
 type ShardStatus struct {
-	Shard      string `json:"shard"`
-	InFlight   int    `json:"pending_records"`
-	Checkpoint *Mark  `json:"checkpoint,omitempty"`
+	Shard      string       `json:"shard"`
+	InFlight   int          `json:"pending_records"`
+	Checkpoint *Mark        `json:"checkpoint,omitempty"`
+	Reader     *ShardReport `json:"reader,omitempty"`
 }
 
 // Status is a connector's state for the HTTP API.

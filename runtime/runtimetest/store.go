@@ -90,3 +90,14 @@ func (s *MemoryStore) History() []runtime.Checkpoint {
 	defer s.mu.Unlock()
 	return append([]runtime.Checkpoint(nil), s.history...)
 }
+
+// Delete implements runtime.CheckpointDeleter.
+func (s *MemoryStore) Delete(ctx context.Context, connector, stream, shard string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.commitErr != nil {
+		return s.commitErr
+	}
+	delete(s.latest, key(connector, stream, shard))
+	return nil
+}
