@@ -10,8 +10,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/schemas"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/transport/http/protocol/awsjson"
 )
 
 // newServer starts a server closed at the test's end.
@@ -99,9 +101,15 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
+// ownCodec gives one SubscribeToShard call its own protocol instance.
+// aws-sdk-go-v2 shares one event-stream codec, with scratch state, across
+// every call of a client, so two live subscriptions on one client are a
+// data race (aws/smithy-go issue 714); a codec per call avoids it.
+func ownCodec(o *kinesis.Options) { o.Protocol = awsjson.New11(schemas.Kinesis_20131202) }
+
 func subscribe(t testing.TB, ctx context.Context, c *kinesis.Client, consumerARN, shardID string, pos types.StartingPosition) *kinesis.SubscribeToShardEventStream {
 	t.Helper()
-	out, err := c.SubscribeToShard(ctx, &kinesis.SubscribeToShardInput{ConsumerARN: aws.String(consumerARN), ShardId: aws.String(shardID), StartingPosition: &pos})
+	out, err := c.SubscribeToShard(ctx, &kinesis.SubscribeToShardInput{ConsumerARN: aws.String(consumerARN), ShardId: aws.String(shardID), StartingPosition: &pos}, ownCodec)
 	if err != nil {
 		t.Fatalf("subscribe to %s: %v", shardID, err)
 	}
