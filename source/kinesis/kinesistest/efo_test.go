@@ -16,7 +16,9 @@ import (
 // protoRecorder wraps an SDK HTTP client and records the protocol of every
 // SubscribeToShard response.
 type protoRecorder struct {
-	inner  interface{ Do(*http.Request) (*http.Response, error) }
+	inner interface {
+		Do(*http.Request) (*http.Response, error)
+	}
 	mu     sync.Mutex // guards protos
 	protos []string
 }
