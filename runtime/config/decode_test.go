@@ -23,22 +23,24 @@ func (l *level) UnmarshalText(b []byte) error {
 }
 
 type decodeTarget struct {
-	Name     string            `koanf:"name"`
-	Count    int               `koanf:"count"`
-	Small    int8              `koanf:"small"`
-	Unsigned uint16            `koanf:"unsigned"`
-	Ratio    float64           `koanf:"ratio"`
-	On       bool              `koanf:"on"`
-	Tags     []string          `koanf:"tags"`
-	Ports    []int             `koanf:"ports"`
-	Size     ByteSize          `koanf:"size"`
-	Every    Duration          `koanf:"every"`
-	Key      Secret            `koanf:"key"`
-	Level    level             `koanf:"level"`
-	Labels   map[string]string `koanf:"labels"`
-	Inner    *innerTarget      `koanf:"inner"`
-	List     []innerTarget     `koanf:"list"`
-	Skipped  string            `koanf:"-"`
+	Name     string                 `koanf:"name"`
+	Count    int                    `koanf:"count"`
+	Small    int8                   `koanf:"small"`
+	Unsigned uint16                 `koanf:"unsigned"`
+	Ratio    float64                `koanf:"ratio"`
+	On       bool                   `koanf:"on"`
+	Tags     []string               `koanf:"tags"`
+	Ports    []int                  `koanf:"ports"`
+	Size     ByteSize               `koanf:"size"`
+	Every    Duration               `koanf:"every"`
+	Key      Secret                 `koanf:"key"`
+	Level    level                  `koanf:"level"`
+	Labels   map[string]string      `koanf:"labels"`
+	Inner    *innerTarget           `koanf:"inner"`
+	List     []innerTarget          `koanf:"list"`
+	Skipped  string                 `koanf:"-"`
+	Opt      *bool                  `koanf:"opt"`
+	Nodes    map[string]innerTarget `koanf:"nodes"`
 	Embedded `koanf:",squash"`
 }
 
@@ -56,7 +58,8 @@ func TestDecodeConvertsStrings(t *testing.T) {
 		"name": "n", "count": "42", "small": "-7", "unsigned": "65535", "ratio": "0.25", "on": "true",
 		"tags": "a, b,c", "ports": "80,443", "size": "2KiB", "every": "1m", "key": "k3y", "level": "high",
 		"labels": map[string]any{"x.y": "z"}, "inner": map[string]any{"depth": "3"},
-		"list": []any{map[string]any{"depth": 1}}, "flat": "f",
+		"list": []any{map[string]any{"depth": 1}}, "flat": "f", "opt": "false",
+		"nodes": map[string]any{"a.b": map[string]any{"depth": "4"}},
 	}
 	var got decodeTarget
 	if err := Decode(raw, &got, "sec"); err != nil {
@@ -66,7 +69,8 @@ func TestDecodeConvertsStrings(t *testing.T) {
 		Name: "n", Count: 42, Small: -7, Unsigned: 65535, Ratio: 0.25, On: true,
 		Tags: []string{"a", "b", "c"}, Ports: []int{80, 443}, Size: 2048, Every: Duration(time.Minute),
 		Key: "k3y", Level: 2, Labels: map[string]string{"x.y": "z"}, Inner: &innerTarget{Depth: 3},
-		List: []innerTarget{{Depth: 1}}, Embedded: Embedded{Flat: "f"},
+		List: []innerTarget{{Depth: 1}}, Embedded: Embedded{Flat: "f"}, Opt: new(bool),
+		Nodes: map[string]innerTarget{"a.b": {Depth: 4}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
@@ -78,7 +82,7 @@ func TestDecodeKeepsPresetValues(t *testing.T) {
 	if err := Decode(map[string]any{"count": 8}, &got, ""); err != nil {
 		t.Fatal(err)
 	}
-	if got.Name != "default" || got.Count != 8 {
+	if got.Name != "default" || got.Count != 8 || got.Opt != nil {
 		t.Errorf("got %+v", got)
 	}
 	if err := Decode(nil, &got, ""); err != nil || got.Count != 8 {
@@ -118,6 +122,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"text unmarshaler", map[string]any{"level": "mid"}, "p.level", `"mid": unknown level; use "low" or "high"`},
 		{"size from bool", map[string]any{"size": true}, "p.size", "expected a size, got a boolean"},
 		{"duration from list", map[string]any{"every": []any{}}, "p.every", "expected a duration, got a list"},
+		{"map of structs unknown key", map[string]any{"nodes": map[string]any{"x.y": map[string]any{"dep": 1}}}, "p.nodes[x.y].dep", "did you mean depth?"},
+		{"pointer to bool", map[string]any{"opt": "maybe"}, "p.opt", `"maybe": not a boolean`},
 		{"secret from list", map[string]any{"key": []any{"abc"}}, "p.key", "[redacted]: expected a string, got a list"},
 	}
 	for _, tt := range tests {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -493,4 +494,35 @@ func TestConfigValidateFromCode(t *testing.T) {
 	err := cfg.Validate()
 	findProblem(t, err, "connectors[0].sink")
 	findProblem(t, err, "pool.wait_timeout")
+}
+
+// plainErrPlugin returns a plain error, as a careless plugin might.
+type plainErrPlugin struct{}
+
+func (plainErrPlugin) Validate(connector, path string) error { return fmt.Errorf("broken") }
+
+func TestPluginPlainErrorGetsSectionKey(t *testing.T) {
+	cfg := Default()
+	c := DefaultConnector()
+	c.Name = "c1"
+	c.Source = Plugin{Type: "plain", Config: plainErrPlugin{}}
+	c.Sink = Plugin{Type: "fakesink", Config: &fakeSink{Brokers: []string{"k:1"}, Topic: "t"}}
+	cfg.Connectors = []Connector{c}
+	p := findProblem(t, cfg.Validate(), "connectors[0].source.plain")
+	if p.Problem != "broken" {
+		t.Errorf("problem = %q", p.Problem)
+	}
+}
+
+func TestProblemsUnwrapsWrappedJoins(t *testing.T) {
+	a := &FieldError{Key: "a", Problem: "p"}
+	b := &FieldError{Key: "b", Problem: "q"}
+	err := fmt.Errorf("validate: %w", errors.Join(a, fmt.Errorf("inner: %w", b), errors.New("plain")))
+	ps := Problems(err)
+	if len(ps) != 3 || ps[0] != a || ps[1] != b || ps[2].Key != "" || ps[2].Problem != "plain" {
+		t.Errorf("Problems = %v", ps)
+	}
+	if Problems(nil) != nil {
+		t.Error("Problems(nil) is not empty")
+	}
 }
