@@ -1,0 +1,325 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shardbridge/shardbridge/runtime"
+)
+
+var (
+	_ runtime.Sink             = (*Sink)(nil)
+	_ runtime.DeadLetterWriter = (*Sink)(nil)
+)
+
+// Dead-letter headers added by WriteDeadLetter after the record's own headers.
+const (
+	HeaderError             = "shardbridge.error"
+	HeaderOriginalTopic     = "shardbridge.original_topic"
+	HeaderStream            = "shardbridge.stream"
+	HeaderShardID           = "shardbridge.shard_id"
+	HeaderSequenceNumber    = "shardbridge.sequence_number"
+	HeaderSubSequenceNumber = "shardbridge.sub_sequence_number"
+)
+
+// Sink produces records to Kafka with franz-go. It implements runtime.Sink and
+// runtime.DeadLetterWriter; see the package doc for the record mapping and the guarantees.
+type Sink struct {
+	cfg       Config
+	cl        *kgo.Client
+	topic     *topicTemplate
+	dlqTopic  string
+	connector string
+	log       *slog.Logger
+	m         *sinkMetrics
+	limit     int64
+
+	// closing is canceled by Close; it aborts Writes blocked on full producer buffers.
+	closing    context.Context
+	stopWrites context.CancelFunc
+
+	// mu is held shared by Write and WriteDeadLetter while they hand records to the client and
+	// exclusively by Close, so no record is handed over after the client is closed.
+	mu     sync.RWMutex
+	closed bool // guarded by mu
+
+	inflight  atomic.Int64
+	idleMu    sync.Mutex      // idleMu guards idleWaits
+	idleWaits []chan struct{} // closed when inflight drops to zero
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewSink validates cfg (filling defaults), connects to the brokers and checks within
+// cfg.RequestTimeout that at least one answers; an unreachable cluster is an *UnreachableError
+// naming the brokers. The caller owns the Sink and must Close it.
+func NewSink(ctx context.Context, cfg Config, opts ...Option) (*Sink, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := cfg.Validate(o.connector, "sink.kafka"); err != nil {
+		return nil, fmt.Errorf("kafka sink config: %w", err)
+	}
+	tmpl, err := parseTopicTemplate(cfg.Topic)
+	if err != nil {
+		return nil, fmt.Errorf("kafka sink topic %q: %w", cfg.Topic, err)
+	}
+	log := o.log.With("connector", o.connector, "sink", "kafka")
+	kopts, err := clientOpts(ctx, &cfg, log)
+	if err != nil {
+		return nil, fmt.Errorf("kafka sink: %w", err)
+	}
+	cl, err := kgo.NewClient(append(kopts, o.kgoOpts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka sink client: %w", err)
+	}
+	if err := ping(ctx, cl, &cfg); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("kafka sink: %w", err)
+	}
+	closing, stop := context.WithCancel(context.Background())
+	return &Sink{
+		cfg:        cfg,
+		cl:         cl,
+		topic:      tmpl,
+		dlqTopic:   o.dlqTopic,
+		connector:  o.connector,
+		log:        log,
+		m:          newSinkMetrics(o.reg, o.connector),
+		limit:      int64(cfg.MaxMessageBytes),
+		closing:    closing,
+		stopWrites: stop,
+	}, nil
+}
+
+// Write hands recs to the producer and returns once all are buffered; acks come later from
+// produce promises. It blocks only while the producer's buffers (max_buffered_records,
+// max_buffered_bytes) are full. ack is called exactly once per record, also when Write returns an
+// error: a record that cannot be mapped (its topic template gives an illegal name) or is larger
+// than max_message_bytes is acked with its error at once and never produced, and its neighbours go
+// on.
+//
+// Canceling ctx while Write runs fails the records it has not yet buffered with ctx's error, and
+// may fail its buffered ones too (franz-go then fails the affected partitions' buffered records
+// together, which keeps each partition gapless). Canceling ctx after Write returned has no effect.
+func (s *Sink) Write(ctx context.Context, recs []runtime.Record, ack runtime.AckFunc) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		for i := range recs {
+			ack(&recs[i], ErrClosed)
+		}
+		return ErrClosed
+	}
+
+	// The records' context lives as long as the records, so it must not be a child of ctx or of
+	// the sink's context (each Write would leave an entry in the parent until it ends). It is
+	// canceled only while Write runs, through AfterFuncs that are stopped when Write returns.
+	pctx, cancel := context.WithCancel(context.Background())
+	stop1 := context.AfterFunc(ctx, cancel)
+	stop2 := context.AfterFunc(s.closing, cancel)
+	defer stop1()
+	defer stop2()
+
+	for i := range recs {
+		rec := &recs[i]
+		if err := pctx.Err(); err != nil {
+			cause := ctx.Err()
+			if cause == nil {
+				cause = ErrClosed
+			}
+			for j := i; j < len(recs); j++ {
+				s.fail(&recs[j], ack, fmt.Errorf("write to kafka: %w", cause))
+			}
+			return fmt.Errorf("write to kafka: %w", cause)
+		}
+		topic, err := s.topic.topic(rec.Stream, rec.Shard)
+		if err != nil {
+			s.fail(rec, ack, err)
+			continue
+		}
+		size := recordBatchSize(rec)
+		if size > s.limit {
+			s.fail(rec, ack, &RecordTooLargeError{Size: size, Limit: s.limit})
+			continue
+		}
+		kr := toKgo(rec, topic)
+		s.begin()
+		start := time.Now()
+		// The promise runs on franz-go's promise goroutine and must not block: it only updates
+		// counters and calls ack, which never blocks.
+		s.cl.Produce(pctx, kr, func(kr *kgo.Record, err error) {
+			s.finish(rec, ack, kr, start, size, err)
+		})
+	}
+	return nil
+}
+
+func toKgo(rec *runtime.Record, topic string) *kgo.Record {
+	kr := &kgo.Record{
+		Topic:     topic,
+		Key:       rec.Key,
+		Value:     rec.Value,
+		Timestamp: rec.Timestamp,
+	}
+	if len(rec.Headers) > 0 {
+		kr.Headers = make([]kgo.RecordHeader, len(rec.Headers))
+		for i, h := range rec.Headers {
+			kr.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
+		}
+	}
+	return kr
+}
+
+// fail acks a record that was never handed to the client.
+func (s *Sink) fail(rec *runtime.Record, ack runtime.AckFunc, err error) {
+	s.m.errors.WithLabelValues(errorClass(err)).Inc()
+	s.log.Debug("record failed before produce", "stream", rec.Stream, "shard", rec.Shard,
+		"position", rec.Position.String(), "error", err)
+	ack(rec, err)
+}
+
+func (s *Sink) finish(rec *runtime.Record, ack runtime.AckFunc, kr *kgo.Record, start time.Time, size int64, err error) {
+	s.m.latency.Observe(time.Since(start).Seconds())
+	if err == nil {
+		s.m.records.Inc()
+		s.m.bytes.Add(float64(rec.Size()))
+	} else {
+		if errors.Is(err, kerr.MessageTooLarge) {
+			err = &RecordTooLargeError{Size: size, Limit: s.limit, Err: err}
+		}
+		err = fmt.Errorf("produce shard %s record %s to %s: %w", rec.Shard, rec.Position, kr.Topic, err)
+		s.m.errors.WithLabelValues(errorClass(err)).Inc()
+		s.log.Debug("record failed", "stream", rec.Stream, "shard", rec.Shard,
+			"position", rec.Position.String(), "topic", kr.Topic, "error", err)
+	}
+	ack(rec, err)
+	s.end()
+}
+
+func (s *Sink) begin() {
+	s.inflight.Add(1)
+	s.m.inflight.Inc()
+}
+
+func (s *Sink) end() {
+	s.m.inflight.Dec()
+	if s.inflight.Add(-1) == 0 {
+		s.idleMu.Lock()
+		// Re-check under the lock: a Write may have begun a record since.
+		if s.inflight.Load() == 0 {
+			for _, ch := range s.idleWaits {
+				close(ch)
+			}
+			s.idleWaits = nil
+		}
+		s.idleMu.Unlock()
+	}
+}
+
+// waitIdle returns once no produced record is waiting for its promise, or ctx ends.
+func (s *Sink) waitIdle(ctx context.Context) error {
+	s.idleMu.Lock()
+	if s.inflight.Load() == 0 {
+		s.idleMu.Unlock()
+		return nil
+	}
+	ch := make(chan struct{})
+	s.idleWaits = append(s.idleWaits, ch)
+	s.idleMu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Flush returns once every record written before the call has been acked (promises included),
+// or ctx ends.
+func (s *Sink) Flush(ctx context.Context) error {
+	if err := s.cl.Flush(ctx); err != nil {
+		return fmt.Errorf("flush kafka producer: %w", err)
+	}
+	// franz-go's Flush returns when the records are finished; their promises may still be
+	// running on the promise goroutine.
+	if err := s.waitIdle(ctx); err != nil {
+		return fmt.Errorf("flush kafka producer: wait for acks: %w", err)
+	}
+	return nil
+}
+
+// Close stops accepting records, fails the records not yet acknowledged (their acks carry an
+// error), closes the client and waits until every ack has been called or ctx ends. Call Flush
+// first to drain. Close is idempotent.
+func (s *Sink) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		s.stopWrites() // unblock Writes waiting for buffer space
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.cl.Close()
+		if err := s.waitIdle(ctx); err != nil {
+			s.closeErr = fmt.Errorf("close kafka sink: %d records still waiting for their acks: %w", s.inflight.Load(), err)
+		}
+	})
+	return s.closeErr
+}
+
+// WriteDeadLetter produces rec synchronously to the dead-letter topic (WithDeadLetterTopic) with
+// its key, value, timestamp and headers, plus the shardbridge.* headers naming the cause, the
+// original topic and the Kinesis position. It returns once Kafka acknowledged it. A dead letter
+// that is itself larger than max_message_bytes is not produced: WriteDeadLetter returns a
+// *RecordTooLargeError, so the pipeline stops rather than change the data.
+func (s *Sink) WriteDeadLetter(ctx context.Context, rec *runtime.Record, cause error) error {
+	if s.dlqTopic == "" {
+		return errors.New("write dead letter: no dead-letter topic; set errors.dlq_topic")
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return fmt.Errorf("write dead letter: %w", ErrClosed)
+	}
+	orig, err := s.topic.topic(rec.Stream, rec.Shard)
+	if err != nil {
+		orig = "" // the cause says why; the header stays empty
+	}
+	causeMsg := "unknown"
+	if cause != nil {
+		causeMsg = cause.Error()
+	}
+	kr := toKgo(rec, s.dlqTopic)
+	kr.Headers = append(kr.Headers,
+		kgo.RecordHeader{Key: HeaderError, Value: []byte(causeMsg)},
+		kgo.RecordHeader{Key: HeaderOriginalTopic, Value: []byte(orig)},
+		kgo.RecordHeader{Key: HeaderStream, Value: []byte(rec.Stream)},
+		kgo.RecordHeader{Key: HeaderShardID, Value: []byte(rec.Shard)},
+		kgo.RecordHeader{Key: HeaderSequenceNumber, Value: []byte(rec.Position.Sequence)},
+		kgo.RecordHeader{Key: HeaderSubSequenceNumber, Value: []byte(strconv.FormatInt(rec.Position.SubSequence, 10))},
+	)
+	size := kgoBatchSize(kr)
+	if size > s.limit {
+		return fmt.Errorf("write dead letter for shard %s record %s to %s: %w", rec.Shard, rec.Position, s.dlqTopic,
+			&RecordTooLargeError{Size: size, Limit: s.limit})
+	}
+	if err := s.cl.ProduceSync(ctx, kr).FirstErr(); err != nil {
+		if errors.Is(err, kerr.MessageTooLarge) {
+			err = &RecordTooLargeError{Size: size, Limit: s.limit, Err: err}
+		}
+		return fmt.Errorf("write dead letter for shard %s record %s to %s: %w", rec.Shard, rec.Position, s.dlqTopic, err)
+	}
+	s.m.dlq.Inc()
+	s.log.Info("record written to dead-letter topic", "stream", rec.Stream, "shard", rec.Shard,
+		"position", rec.Position.String(), "topic", s.dlqTopic, "cause", causeMsg)
+	return nil
+}
