@@ -7,7 +7,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/schemas"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go/transport/http/protocol/awsjson"
 
 	"github.com/shardbridge/shardbridge/runtime"
 )
@@ -43,7 +45,7 @@ func (r *shardReader) runEFO(ctx context.Context) error {
 		lastCall = s.now()
 		out, err := r.run.api.SubscribeToShard(ctx, &kinesis.SubscribeToShardInput{
 			ConsumerARN: aws.String(r.run.consumerARN), ShardId: aws.String(r.st.id), StartingPosition: pos,
-		})
+		}, ownEventStreamCodec)
 		if err != nil {
 			var stop error
 			if delay, stop = r.fail(ctx, err, bo); stop != nil {
@@ -98,6 +100,18 @@ func (r *shardReader) runEFO(ctx context.Context) error {
 			r.log.Info("kinesis: subscription failed, resubscribing", "error", rerr, "retry_in", delay)
 		}
 	}
+}
+
+// ownEventStreamCodec gives one SubscribeToShard call its own protocol instance.
+//
+// aws-sdk-go-v2's schema-based Kinesis client (service/kinesis v1.56, smithy-go v1.28) keeps a
+// single event-stream codec per client, with one decoder and one payload buffer, and uses it for
+// the initial response and for every event of every subscription. Subscriptions of different
+// shards read concurrently, so they would race on that buffer and could hand one shard's bytes
+// to another (go test -race shows it). A protocol per call gives each stream its own codec; it
+// costs one small allocation per subscription.
+func ownEventStreamCodec(o *kinesis.Options) {
+	o.Protocol = awsjson.New11(schemas.Kinesis_20131202)
 }
 
 // readSubscription reads events until the subscription ends. It returns whether any event
