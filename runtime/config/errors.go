@@ -17,6 +17,10 @@ import (
 //
 // The value part is left out when Value is nil. A secret's value is never put in Value;
 // errors about a Secret field carry the Secret itself, which prints as "[redacted]".
+//
+// Key is a config key path, except for problems with an environment variable that cannot be
+// mapped to a key (a connector index that does not exist, say), where it is the variable's
+// name.
 type FieldError struct {
 	Key     string // full key path, e.g. "connectors[0].sink.kafka.brokers"
 	Value   any    // the offending value as written, or nil
@@ -109,8 +113,8 @@ func formatValue(v any) string {
 		s = fmt.Sprintf("%v", x)
 	}
 	s = oneLine(s)
-	if len(s) > maxValueLen {
-		s = s[:maxValueLen] + "..."
+	if r := []rune(s); len(r) > maxValueLen {
+		s = string(r[:maxValueLen]) + "..."
 	}
 	return s
 }

@@ -526,3 +526,28 @@ func TestProblemsUnwrapsWrappedJoins(t *testing.T) {
 		t.Error("Problems(nil) is not empty")
 	}
 }
+
+func TestEmptyFilesAndOddKeys(t *testing.T) {
+	for _, name := range []string{"e.yaml", "e.toml"} {
+		cfg, err := Load(fakeRegistry(), []string{writeConfig(t, name, "")}, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if cfg.Pool != Default().Pool || len(cfg.Connectors) != 0 {
+			t.Errorf("%s: cfg = %+v", name, cfg)
+		}
+	}
+	// A YAML mapping with a non-string key still decodes: koanf turns keys into strings.
+	cfg := mustLoadYAML(t, `
+connectors:
+  - name: c1
+    source: {fakesrc: {stream: s}}
+    sink: {fakesink: {brokers: ["k:1"], topic: t, headers: {1: one, x.y: dotted}}}
+`)
+	if h := cfg.Connectors[0].Sink.Config.(*fakeSink).Headers; !reflect.DeepEqual(h, map[string]string{"1": "one", "x.y": "dotted"}) {
+		t.Errorf("headers = %v", h)
+	}
+	// A top-level document that is not a mapping is an error naming the file.
+	_, err := loadYAML(t, "- a\n- b\n")
+	assertContains(t, err.Error(), "c.yaml")
+}
