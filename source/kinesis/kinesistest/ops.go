@@ -170,9 +170,6 @@ func (s *Server) createStream(body []byte) (any, *apiError) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if f := s.callFaultLocked("CreateStream", ""); f != nil {
-		return nil, f.callError()
-	}
 	if _, err := s.createStreamLocked(in.StreamName, shards, mode, s.cfg.clock(), false); err != nil {
 		return nil, err
 	}

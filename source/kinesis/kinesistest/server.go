@@ -353,7 +353,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.calls[op]++
 	s.bumpLocked()
+	// Faults without a Shard fire here, before the call is parsed; faults
+	// scoped to a shard fire in the handlers, once the shard is known.
+	fault := s.callFaultLocked(op, "")
 	s.mu.Unlock()
+	if fault != nil {
+		writeError(w, fault.callError())
+		return
+	}
 
 	if op == "SubscribeToShard" {
 		s.subscribeToShard(w, r, body)
