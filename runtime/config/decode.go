@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-viper/mapstructure/v2"
 )
@@ -26,6 +27,7 @@ import (
 //   - Strings convert to integers, floats, booleans and, split at commas, to lists, because
 //     environment variables are always strings; any other type mismatch is an error (an
 //     integer is not silently turned into a string, nor a float truncated into an integer).
+//   - An unquoted YAML or TOML timestamp decodes into a string field as RFC 3339 text.
 //   - ByteSize, Duration and any type implementing encoding.TextUnmarshaler decode from strings
 //     (ByteSize also from whole numbers).
 //
@@ -219,6 +221,19 @@ func decodeHook(from reflect.Value, to reflect.Value) (any, error) {
 
 	switch tt.Kind() {
 	case reflect.String:
+		// YAML and TOML both turn an unquoted timestamp into a time.Time (TOML's local dates
+		// and times into its own types); give string fields back the text the user wrote,
+		// in RFC 3339 form, rather than ask them to quote it.
+		if ts, ok := data.(time.Time); ok {
+			return ts.Format(time.RFC3339Nano), nil
+		}
+		if tm, ok := data.(encoding.TextMarshaler); ok && from.Kind() == reflect.Struct {
+			b, err := tm.MarshalText()
+			if err != nil {
+				return nil, &valueError{Value: data, Problem: err.Error(), Fix: "quote the value"}
+			}
+			return string(b), nil
+		}
 		if from.Kind() != reflect.String {
 			return nil, &valueError{Value: data, Problem: "expected a string, got " + kindName(data), Fix: "quote the value"}
 		}

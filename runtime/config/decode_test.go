@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/knadh/koanf/parsers/toml/v2"
+	"github.com/knadh/koanf/parsers/yaml"
 )
 
 // level is a plugin-owned enum that decodes itself from text.
@@ -177,5 +180,34 @@ func TestSuggest(t *testing.T) {
 	}
 	if d := editDistance("kitten", "sitting"); d != 3 {
 		t.Errorf("editDistance = %d", d)
+	}
+}
+
+func TestDecodeTimestampsIntoStrings(t *testing.T) {
+	// yaml.v3 and go-toml both produce time.Time for an unquoted timestamp; TOML's local
+	// date and time become go-toml types. A string field gets RFC 3339 text back.
+	raw, err := toml.Parser().Unmarshal([]byte("name = 2024-01-02T03:04:05.5Z\nflat = 1979-05-27\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got decodeTarget
+	if err := Decode(raw, &got, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != "2024-01-02T03:04:05.5Z" || got.Flat != "1979-05-27" {
+		t.Errorf("name %q, flat %q", got.Name, got.Flat)
+	}
+	yraw, err := yaml.Parser().Unmarshal([]byte("name: 2024-01-02T03:04:05Z\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Decode(yraw, &got, ""); err != nil || got.Name != "2024-01-02T03:04:05Z" {
+		t.Errorf("yaml: %q, %v", got.Name, err)
+	}
+	// Not for secrets: a timestamp there is still a type error, and still not echoed.
+	err = Decode(map[string]any{"key": time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC)}, &got, "")
+	p := findProblem(t, err, "key")
+	if strings.Contains(p.Error(), "2024") {
+		t.Errorf("secret error echoes the value: %v", p)
 	}
 }
