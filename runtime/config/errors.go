@@ -30,14 +30,16 @@ type FieldError struct {
 
 // Error implements error.
 func (e *FieldError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.Key)
-	if e.Value != nil {
-		b.WriteString(": ")
-		b.WriteString(formatValue(e.Value))
+	var parts []string
+	if e.Key != "" {
+		parts = append(parts, e.Key)
 	}
-	b.WriteString(": ")
-	b.WriteString(oneLine(e.Problem))
+	if e.Value != nil {
+		parts = append(parts, formatValue(e.Value))
+	}
+	parts = append(parts, oneLine(e.Problem))
+	var b strings.Builder
+	b.WriteString(strings.Join(parts, ": "))
 	if e.Fix != "" {
 		b.WriteString("; ")
 		b.WriteString(oneLine(e.Fix))

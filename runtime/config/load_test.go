@@ -412,6 +412,9 @@ func TestFieldErrorFormat(t *testing.T) {
 	if s := (&FieldError{Key: "k", Problem: "required"}).Error(); s != "k: required" {
 		t.Errorf("no value, no fix: %q", s)
 	}
+	if s := (&FieldError{Value: 3, Problem: "odd", Fix: "even"}).Error(); s != "3: odd; even" {
+		t.Errorf("no key: %q", s)
+	}
 }
 
 func TestLoadedConfigNeverRevealsSecrets(t *testing.T) {

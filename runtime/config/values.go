@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -307,9 +308,15 @@ func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) 
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
 var (
-	_ fmt.Formatter  = Secret("")
-	_ fmt.Stringer   = Secret("")
-	_ fmt.GoStringer = Secret("")
-	_ slog.LogValuer = Secret("")
-	_ json.Marshaler = Secret("")
+	_ encoding.TextUnmarshaler = (*ByteSize)(nil)
+	_ encoding.TextMarshaler   = ByteSize(0)
+	_ json.Unmarshaler         = (*ByteSize)(nil)
+	_ encoding.TextUnmarshaler = (*Duration)(nil)
+	_ encoding.TextMarshaler   = Duration(0)
+	_ json.Unmarshaler         = (*Duration)(nil)
+	_ fmt.Formatter            = Secret("")
+	_ fmt.Stringer             = Secret("")
+	_ fmt.GoStringer           = Secret("")
+	_ slog.LogValuer           = Secret("")
+	_ json.Marshaler           = Secret("")
 )
