@@ -21,7 +21,8 @@ import (
 //
 // Fields are matched by their `koanf` tag (or their Go name when untagged), exactly and
 // case-sensitively; `koanf:"-"` skips a field and `koanf:",squash"` flattens an embedded
-// struct. Decode is strict:
+// struct; mapstructure's `,remain` is not supported (its keys would be reported unknown).
+// Decode is strict:
 //   - An unknown key at any depth is an error naming its full path, with a "did you mean"
 //     suggestion when a known key is within edit distance 2.
 //   - Strings convert to integers, floats, booleans and, split at commas, to lists, because
