@@ -203,7 +203,7 @@ connectors:
 		"SHARDBRIDGE_CONNECTORS__0__SOURCE__FAKESRC__EFO__ENABLED=true",
 		"SHARDBRIDGE_CONNECTORS__0__SOURCE__FAKESRC__RETRIES=5",
 		"SHARDBRIDGE_CONNECTORS__0__CHECKPOINT__INTERVAL=250ms",
-		"SHARDBRIDGE_CONFIG=/etc/shardbridge", // cmd's own variable: not a key
+		"SHARDBRIDGE_CONFIG=configs", // cmd's own variable: not a key
 		"OTHER_POOL__MAX_PENDING_RECORDS=1",   // no prefix: ignored
 		"SHARDBRIDGE_NOVALUE",                 // malformed entry: ignored
 	)
@@ -227,7 +227,7 @@ connectors:
 }
 
 func TestWithoutEnv(t *testing.T) {
-	env := []string{"SHARDBRIDGE_LOG_LEVEL=debug", "SHARDBRIDGE_POOL__MAX_PENDING_RECORDS=9", "HOME=/root"}
+	env := []string{"SHARDBRIDGE_LOG_LEVEL=debug", "SHARDBRIDGE_POOL__MAX_PENDING_RECORDS=9", "HOME=/home/user"}
 	got := WithoutEnv(env, "SHARDBRIDGE_LOG_LEVEL")
 	if !reflect.DeepEqual(got, env[1:]) {
 		t.Errorf("WithoutEnv = %v", got)
