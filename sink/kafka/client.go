@@ -39,7 +39,9 @@ func clientOpts(ctx context.Context, cfg *Config, log *slog.Logger) ([]kgo.Opt, 
 		kgo.DialTimeout(overhead),
 		kgo.RequestTimeoutOverhead(overhead),
 		kgo.ProduceRequestTimeout(reqTimeout),
-		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout.D()),
+		// No kgo.RecordDeliveryTimeout: franz-go measures it from the record's Timestamp, which
+		// here is the Kinesis arrival time, so every record read behind the stream's tip would
+		// time out at once. Write bounds delivery with a context deadline instead.
 		kgo.ProducerLinger(cfg.Linger.D()),
 		kgo.MaxBufferedRecords(cfg.MaxBufferedRecords),
 		kgo.MaxBufferedBytes(int(cfg.MaxBufferedBytes)),

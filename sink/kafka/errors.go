@@ -32,6 +32,11 @@ func (e *RecordTooLargeError) Unwrap() error { return e.Err }
 // records that Close failed.
 var ErrClosed = errors.New("kafka sink closed")
 
+// ErrDeliveryTimeout is the ack error of a record that Kafka did not acknowledge within
+// sink.kafka.delivery_timeout, retries included. It is retryable, and ambiguous: the broker may
+// have written the record.
+var ErrDeliveryTimeout = errors.New("record not acknowledged within sink.kafka.delivery_timeout")
+
 // Error classes, the values of the class label of shardbridge_kafka_produce_errors_total.
 const (
 	classTooLarge  = "too_large"
@@ -61,8 +66,8 @@ func Retryable(err error) bool {
 		errors.Is(err, kgo.ErrClientClosed),
 		errors.Is(err, context.Canceled):
 		return false
-	case errors.Is(err, kgo.ErrRecordTimeout), errors.Is(err, kgo.ErrRecordRetries),
-		errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, ErrDeliveryTimeout), errors.Is(err, kgo.ErrRecordTimeout),
+		errors.Is(err, kgo.ErrRecordRetries), errors.Is(err, context.DeadlineExceeded):
 		return true
 	}
 	var ke *kerr.Error
@@ -85,7 +90,7 @@ func errorClass(err error) string {
 		return classTooLarge
 	case errors.Is(err, context.Canceled), errors.Is(err, ErrClosed), errors.Is(err, kgo.ErrClientClosed):
 		return classCanceled
-	case errors.Is(err, kgo.ErrRecordTimeout), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, ErrDeliveryTimeout), errors.Is(err, kgo.ErrRecordTimeout), errors.Is(err, context.DeadlineExceeded):
 		return classTimeout
 	case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed),
 		errors.Is(err, kerr.SaslAuthenticationFailed), errors.Is(err, kerr.TransactionalIDAuthorizationFailed):

@@ -122,10 +122,14 @@ func (s *Sink) Write(ctx context.Context, recs []runtime.Record, ack runtime.Ack
 		return ErrClosed
 	}
 
-	// The records' context lives as long as the records, so it must not be a child of ctx or of
-	// the sink's context (each Write would leave an entry in the parent until it ends). It is
-	// canceled only while Write runs, through AfterFuncs that are stopped when Write returns.
-	pctx, cancel := context.WithCancel(context.Background())
+	// The records' context bounds their delivery (delivery_timeout) and lives as long as they
+	// do, so it is not a child of ctx or of the sink's context (each Write would leave an entry
+	// in the parent until it ends). ctx and Close cancel it only while Write runs, through
+	// AfterFuncs stopped when Write returns; the last promise of the batch releases its timer.
+	pctx, cancel := context.WithTimeout(context.Background(), s.cfg.DeliveryTimeout.D())
+	b := &writeBatch{cancel: cancel}
+	b.pending.Store(1) // Write's own hold, dropped on return
+	defer b.done()
 	stop1 := context.AfterFunc(ctx, cancel)
 	stop2 := context.AfterFunc(s.closing, cancel)
 	defer stop1()
@@ -133,7 +137,7 @@ func (s *Sink) Write(ctx context.Context, recs []runtime.Record, ack runtime.Ack
 
 	for i := range recs {
 		rec := &recs[i]
-		if err := pctx.Err(); err != nil {
+		if pctx.Err() != nil && !errors.Is(pctx.Err(), context.DeadlineExceeded) {
 			cause := ctx.Err()
 			if cause == nil {
 				cause = ErrClosed
@@ -155,14 +159,28 @@ func (s *Sink) Write(ctx context.Context, recs []runtime.Record, ack runtime.Ack
 		}
 		kr := toKgo(rec, topic)
 		s.begin()
+		b.pending.Add(1)
 		start := time.Now()
 		// The promise runs on franz-go's promise goroutine and must not block: it only updates
 		// counters and calls ack, which never blocks.
 		s.cl.Produce(pctx, kr, func(kr *kgo.Record, err error) {
 			s.finish(rec, ack, kr, start, size, err)
+			b.done()
 		})
 	}
 	return nil
+}
+
+// writeBatch releases the delivery deadline of one Write once all its records are finished.
+type writeBatch struct {
+	pending atomic.Int64
+	cancel  context.CancelFunc
+}
+
+func (b *writeBatch) done() {
+	if b.pending.Add(-1) == 0 {
+		b.cancel()
+	}
 }
 
 func toKgo(rec *runtime.Record, topic string) *kgo.Record {
@@ -195,8 +213,11 @@ func (s *Sink) finish(rec *runtime.Record, ack runtime.AckFunc, kr *kgo.Record, 
 		s.m.records.Inc()
 		s.m.bytes.Add(float64(rec.Size()))
 	} else {
-		if errors.Is(err, kerr.MessageTooLarge) {
+		switch {
+		case errors.Is(err, kerr.MessageTooLarge):
 			err = &RecordTooLargeError{Size: size, Limit: s.limit, Err: err}
+		case errors.Is(err, context.DeadlineExceeded):
+			err = fmt.Errorf("%w (%s): %w", ErrDeliveryTimeout, s.cfg.DeliveryTimeout, err)
 		}
 		err = fmt.Errorf("produce shard %s record %s to %s: %w", rec.Shard, rec.Position, kr.Topic, err)
 		s.m.errors.WithLabelValues(errorClass(err)).Inc()
@@ -312,9 +333,14 @@ func (s *Sink) WriteDeadLetter(ctx context.Context, rec *runtime.Record, cause e
 		return fmt.Errorf("write dead letter for shard %s record %s to %s: %w", rec.Shard, rec.Position, s.dlqTopic,
 			&RecordTooLargeError{Size: size, Limit: s.limit})
 	}
-	if err := s.cl.ProduceSync(ctx, kr).FirstErr(); err != nil {
-		if errors.Is(err, kerr.MessageTooLarge) {
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.DeliveryTimeout.D())
+	defer cancel()
+	if err := s.cl.ProduceSync(dctx, kr).FirstErr(); err != nil {
+		switch {
+		case errors.Is(err, kerr.MessageTooLarge):
 			err = &RecordTooLargeError{Size: size, Limit: s.limit, Err: err}
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+			err = fmt.Errorf("%w (%s): %w", ErrDeliveryTimeout, s.cfg.DeliveryTimeout, err)
 		}
 		return fmt.Errorf("write dead letter for shard %s record %s to %s: %w", rec.Shard, rec.Position, s.dlqTopic, err)
 	}
