@@ -68,7 +68,7 @@ func Start(t testing.TB, streams ...string) *Mock {
 		fmt.Sprintf("KINESIS_MOCK_TLS_PORT=%d", tlsPort),
 		fmt.Sprintf("KINESIS_MOCK_PLAIN_PORT=%d", plainPort),
 		"AWS_REGION="+Region,
-		"LOG_LEVEL=WARN",
+		"LOG_LEVEL=ERROR",
 		"SHOULD_PERSIST_DATA=false",
 		"LOAD_DATA_IF_EXISTS=false",
 	)
