@@ -14,30 +14,26 @@ import (
 
 type handler func(s *Server, body []byte) (any, *apiError)
 
-var handlers map[string]handler
-
-func init() {
-	// Assigned in init because the handlers refer to the map through
-	// ServeHTTP, which would otherwise be an initialization cycle.
-	handlers = map[string]handler{
-		"CreateStream":             (*Server).createStream,
-		"DeleteStream":             (*Server).deleteStream,
-		"DescribeStreamSummary":    (*Server).describeStreamSummary,
-		"DescribeStream":           (*Server).describeStream,
-		"ListStreams":              (*Server).listStreams,
-		"ListShards":               (*Server).listShards,
-		"PutRecord":                (*Server).putRecord,
-		"PutRecords":               (*Server).putRecords,
-		"GetShardIterator":         (*Server).getShardIterator,
-		"GetRecords":               (*Server).getRecords,
-		"RegisterStreamConsumer":   (*Server).registerConsumer,
-		"DescribeStreamConsumer":   (*Server).describeConsumer,
-		"ListStreamConsumers":      (*Server).listConsumers,
-		"DeregisterStreamConsumer": (*Server).deregisterConsumer,
-		"SplitShard":               (*Server).splitShard,
-		"MergeShards":              (*Server).mergeShards,
-		"UpdateShardCount":         (*Server).updateShardCount,
-	}
+// handlers maps an operation name to its handler. SubscribeToShard is
+// served apart, because it streams its answer.
+var handlers = map[string]handler{
+	"CreateStream":             (*Server).createStream,
+	"DeleteStream":             (*Server).deleteStream,
+	"DescribeStreamSummary":    (*Server).describeStreamSummary,
+	"DescribeStream":           (*Server).describeStream,
+	"ListStreams":              (*Server).listStreams,
+	"ListShards":               (*Server).listShards,
+	"PutRecord":                (*Server).putRecord,
+	"PutRecords":               (*Server).putRecords,
+	"GetShardIterator":         (*Server).getShardIterator,
+	"GetRecords":               (*Server).getRecords,
+	"RegisterStreamConsumer":   (*Server).registerConsumer,
+	"DescribeStreamConsumer":   (*Server).describeConsumer,
+	"ListStreamConsumers":      (*Server).listConsumers,
+	"DeregisterStreamConsumer": (*Server).deregisterConsumer,
+	"SplitShard":               (*Server).splitShard,
+	"MergeShards":              (*Server).mergeShards,
+	"UpdateShardCount":         (*Server).updateShardCount,
 }
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
