@@ -84,15 +84,19 @@
 // # Memory
 //
 // Besides the runtime's pool (pool.max_bytes), the source holds per shard being read: the HTTP/2
-// receive window, http2_max_receive_buffer_per_stream (default 256KiB), capped per connection at
-// min(16 x that, 4MiB - 1); one decoded event held by the SDK's reader goroutine while the shard
-// waits for pool space; and the event being converted. Each event is at most what Kinesis puts in
-// one (about 2 MiB at the 2 MiB/s per-shard rate; 10,000 records). So:
+// receive window, http2_max_receive_buffer_per_stream (default 256KiB; all streams of one
+// connection together are further capped at min(16 x that, 4MiB - 1)); the SDK's payload buffer
+// of the event being decoded (base64, 4/3 of the event); one decoded event held by the SDK's
+// reader goroutine while the shard waits for pool space; and the records of the event in hand
+// (they share the decoded data). An event is at most what Kinesis puts in one (about 2 MiB at
+// the 2 MiB/s per-shard rate). So, with E the largest event:
 //
-//	memory ≈ pool.max_bytes + shards x (per-stream window + 2 x max event size) + fixed overhead
+//	memory ≈ pool.max_bytes + shards x (per-stream window + 3 x E) + fixed overhead
 //
-// which for 64 shards at the defaults is the pool plus 16 MiB of windows plus the events in hand
-// (small in practice: events are usually far below 2 MiB).
+// Events are usually far below 2 MiB, so for 64 shards at the defaults this is the pool plus
+// 16 MiB of windows plus a few MiB. Emit may block holding one event when the pool has some room
+// but not enough for the whole event; that event counts in the 3 x E. The test
+// TestBackpressure64ShardsBoundedMemory measures it with a sink that never acknowledges.
 //
 // # Metrics
 //
