@@ -254,3 +254,37 @@ func TestSubscribeEndsWhenConsumerDeregistered(t *testing.T) {
 		t.Fatalf("stream ended with %v, want ResourceNotFoundException", err)
 	}
 }
+
+func TestSubscribeEventCapsAndReadRate(t *testing.T) {
+	const rate = 4000 // bytes/s: each 100-byte record costs 25ms
+	srv := newServer(t, WithStream("s", 1), WithConsumerActivationDelay(0), WithHeartbeatInterval(time.Hour),
+		WithMaxEventBytes(250), WithShardReadRate(rate))
+	ctx := testCtx(t)
+	c := srv.Client()
+	carn := registerActive(t, ctx, srv, c, streamARN(t, ctx, c, "s"), "app")
+	var entries []types.PutRecordsRequestEntry
+	for i := range 10 {
+		entries = append(entries, types.PutRecordsRequestEntry{PartitionKey: aws.String(fmt.Sprint(i)), Data: make([]byte, 100)})
+	}
+	if _, err := c.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("s"), Records: entries}); err != nil {
+		t.Fatalf("put records: %v", err)
+	}
+	start := time.Now()
+	es := subscribe(t, ctx, c, carn, shard0, types.StartingPosition{Type: types.ShardIteratorTypeTrimHorizon})
+	got := 0
+	for got < 10 {
+		ev, ok := nextEvent(t, es)
+		if !ok {
+			t.Fatalf("stream ended: %v", es.Err())
+		}
+		if n := len(ev.Records); n > 2 {
+			t.Fatalf("event with %d records of 100 bytes, above the 250-byte cap", n)
+		}
+		got += len(ev.Records)
+	}
+	// The rate limit paces the events: 800 bytes must have been paid for
+	// before the last event could go out. A lower bound, so not flaky.
+	if el, floor := time.Since(start), time.Duration(800*float64(time.Second)/rate); el < floor {
+		t.Fatalf("10 records after %s, want at least %s at %d bytes/s", el, floor, rate)
+	}
+}
