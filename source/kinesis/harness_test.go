@@ -28,6 +28,7 @@ type testEmitter struct {
 
 	mu      sync.Mutex
 	recs    map[string][]runtime.Record // per shard, in emit order
+	all     []runtime.Record            // every shard, in emit order
 	events  []string                    // "emit <shard>" / "end <shard>", in order
 	ends    map[string]chan struct{}
 	resume  map[string]runtime.Mark
@@ -66,6 +67,7 @@ func (e *testEmitter) Emit(ctx context.Context, shard string, recs []runtime.Rec
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.recs[shard] = append(e.recs[shard], recs...)
+	e.all = append(e.all, recs...)
 	e.events = append(e.events, "emit "+shard)
 	if e.ackNow {
 		e.pool.Release(int64(len(recs)), n)

@@ -109,9 +109,6 @@ type run struct {
 	g           *errgroup.Group
 	streamARN   string
 	consumerARN string // "" in polling mode
-
-	mu    sync.Mutex
-	known map[string]bool // mu guards; shards seen in ListShards or ChildShards
 }
 
 // Run reads the stream until ctx ends or a fatal error happens; see runtime.Source.
@@ -124,7 +121,7 @@ func (s *Source) Run(ctx context.Context, e runtime.Emitter) error {
 		}
 		api = c
 	}
-	r := &run{s: s, e: e, api: api, known: make(map[string]bool)}
+	r := &run{s: s, e: e, api: api}
 	err := r.run(ctx)
 	if r.consumerARN != "" && s.cfg.EFO.DeregisterOnStop {
 		// The run's context is done; deregistering still deserves a bounded try.
@@ -253,19 +250,19 @@ func (r *run) discover(ctx context.Context) error {
 	}
 }
 
-// startListed starts a reader for every listed shard not started yet, parents before children
-// (the order only matters for readability of logs; each reader waits on its parents itself).
+// startListed starts a reader for every listed shard not started yet. A reader waits for the
+// parents that are listed too; a parent missing from ListShards has passed its retention and
+// holds nothing more to read.
 func (r *run) startListed(ctx context.Context, shards []types.Shard) {
-	r.mu.Lock()
+	listed := make(map[string]bool, len(shards))
 	for _, sh := range shards {
-		r.known[aws.ToString(sh.ShardId)] = true
+		listed[aws.ToString(sh.ShardId)] = true
 	}
-	r.mu.Unlock()
 	sort.Slice(shards, func(i, j int) bool { return aws.ToString(shards[i].ShardId) < aws.ToString(shards[j].ShardId) })
 	for _, sh := range shards {
 		var parents []string
 		for _, p := range []*string{sh.ParentShardId, sh.AdjacentParentShardId} {
-			if p != nil && *p != "" {
+			if p != nil && listed[*p] {
 				parents = append(parents, *p)
 			}
 		}
@@ -273,22 +270,18 @@ func (r *run) startListed(ctx context.Context, shards []types.Shard) {
 	}
 }
 
-// startChildren starts the children a shard's final event named. ListShards is the backstop
-// when the event carries none.
+// startChildren starts the children a shard's final event named, each waiting for all of its
+// parents: they closed just now, so all of them are within retention, including the other
+// parent of a merge that this source may not have listed yet. ListShards is the backstop when
+// the event names no children.
 func (r *run) startChildren(ctx context.Context, children []types.ChildShard) {
-	r.mu.Lock()
-	for _, c := range children {
-		r.known[aws.ToString(c.ShardId)] = true
-	}
-	r.mu.Unlock()
 	for _, c := range children {
 		r.startShard(ctx, aws.ToString(c.ShardId), c.ParentShards)
 	}
 }
 
-// startShard starts the reader of shard id unless it was started before. parents are the
-// shard's parents; the reader waits for those this source knows of (a parent gone from
-// ListShards has passed its retention and holds nothing to read).
+// startShard starts the reader of shard id unless it was started before. The reader first
+// waits for the end of every shard in parents.
 func (r *run) startShard(ctx context.Context, id string, parents []string) {
 	s := r.s
 	s.mu.Lock()
@@ -299,16 +292,7 @@ func (r *run) startShard(ctx context.Context, id string, parents []string) {
 	st := &shardState{id: id, state: StateWaitingParent}
 	s.shards[id] = st
 	s.mu.Unlock()
-
-	var wait []string
-	r.mu.Lock()
-	for _, p := range parents {
-		if r.known[p] {
-			wait = append(wait, p)
-		}
-	}
-	r.mu.Unlock()
-	r.g.Go(func() error { return r.runShard(ctx, st, wait) })
+	r.g.Go(func() error { return r.runShard(ctx, st, parents) })
 }
 
 // runShard waits for the shard's parents, reads the shard to its end and starts its children.
