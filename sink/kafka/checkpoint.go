@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/shardbridge/shardbridge/runtime"
 )
@@ -26,6 +27,8 @@ type CheckpointStore struct {
 	log   *slog.Logger
 	m     *storeMetrics
 	now   func() time.Time
+
+	reqTimeout time.Duration
 }
 
 // NewCheckpointStore connects with the connection settings of cfg (the sink's sink.kafka
@@ -67,6 +70,8 @@ func NewCheckpointStore(ctx context.Context, cfg Config, topic string, opts ...O
 		log:   log,
 		m:     newStoreMetrics(o.reg, o.now),
 		now:   o.now,
+
+		reqTimeout: cfg.RequestTimeout.D(),
 	}
 	if err := s.ensureTopic(ctx, o.cpPartitions, o.cpReplication); err != nil {
 		cl.Close()
@@ -89,25 +94,22 @@ func (e *NotCompactedError) Error() string {
 }
 
 func (s *CheckpointStore) ensureTopic(ctx context.Context, partitions int32, rf int16) error {
-	td, err := s.adm.ListTopics(ctx, s.topic)
+	state, err := s.topicState(ctx)
 	if err != nil {
 		return fmt.Errorf("describe checkpoint topic %s: %w", s.topic, err)
 	}
-	d, ok := td[s.topic]
-	if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+	if state == topicMissing {
 		compact := "compact"
 		_, err := s.adm.CreateTopic(ctx, partitions, rf, map[string]*string{"cleanup.policy": &compact}, s.topic)
 		switch {
 		case err == nil:
 			s.log.Info("created checkpoint topic", "partitions", partitions, "cleanup_policy", compact)
-			return nil
+			return s.waitTopicReady(ctx)
 		case errors.Is(err, kerr.TopicAlreadyExists):
 			// Another worker created it between our look and our create; check what it made.
 		default:
 			return fmt.Errorf("create checkpoint topic %s with cleanup.policy=compact: %w", s.topic, err)
 		}
-	} else if d.Err != nil {
-		return fmt.Errorf("describe checkpoint topic %s: %w", s.topic, d.Err)
 	}
 	rcs, err := s.adm.DescribeTopicConfigs(ctx, s.topic)
 	if err != nil {
@@ -130,6 +132,76 @@ func (s *CheckpointStore) ensureTopic(ctx context.Context, partitions int32, rf 
 		return &NotCompactedError{Topic: s.topic, Policy: policy}
 	}
 	return nil
+}
+
+type topicStatus int
+
+const (
+	topicMissing topicStatus = iota
+	topicNotReady
+	topicReady
+)
+
+// topicState asks a broker directly for the topic's metadata. It bypasses franz-go's metadata
+// cache on purpose: the cache keeps an unknown topic for MetadataMinAge (5s), which would make
+// the first Load after creating the topic fail or wait.
+func (s *CheckpointStore) topicState(ctx context.Context) (topicStatus, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(s.topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, s.cl)
+	if err != nil {
+		return 0, err
+	}
+	for _, t := range resp.Topics {
+		if t.Topic == nil || *t.Topic != s.topic {
+			continue
+		}
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+			if errors.Is(err, kerr.UnknownTopicOrPartition) {
+				return topicMissing, nil
+			}
+			if kerr.IsRetriable(err) {
+				return topicNotReady, nil
+			}
+			return 0, err
+		}
+		if len(t.Partitions) == 0 {
+			return topicNotReady, nil
+		}
+		for _, p := range t.Partitions {
+			if p.ErrorCode != 0 || p.Leader < 0 {
+				return topicNotReady, nil
+			}
+		}
+		return topicReady, nil
+	}
+	return topicMissing, nil
+}
+
+// topicReadyBackoff is the pause between looks at a just-created topic's metadata.
+const topicReadyBackoff = 50 * time.Millisecond
+
+// waitTopicReady waits until a just-created topic shows in metadata with a leader for every
+// partition: brokers learn of a new topic asynchronously, and Load or Commit before then would
+// fail with UNKNOWN_TOPIC_OR_PARTITION. It is bounded by ctx and by ten request timeouts.
+func (s *CheckpointStore) waitTopicReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*s.reqTimeout)
+	defer cancel()
+	for {
+		state, err := s.topicState(ctx)
+		if err == nil && state == topicReady {
+			return nil
+		}
+		t := time.NewTimer(topicReadyBackoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("wait for created checkpoint topic %s to be ready: %w", s.topic, ctx.Err())
+		case <-t.C:
+		}
+	}
 }
 
 // Load reads the checkpoint topic from its start to the end offsets taken when Load begins and

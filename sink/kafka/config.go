@@ -76,9 +76,11 @@ type Config struct {
 	// RequestTimeout bounds one request to a broker, and the connectivity check at start.
 	// Default 30s.
 	RequestTimeout config.Duration `koanf:"request_timeout" json:"request_timeout,omitempty"`
-	// DeliveryTimeout bounds how long a record may take, retries included, before it fails
-	// (franz-go RecordDeliveryTimeout). Default 2m. It must be at least request_timeout plus
-	// linger.
+	// DeliveryTimeout bounds how long a record may take from Write to Kafka's acknowledgement,
+	// retries included, before it fails with ErrDeliveryTimeout (like Java's
+	// delivery.timeout.ms). Default 2m. It must be at least request_timeout plus linger. It is
+	// not franz-go's RecordDeliveryTimeout, which counts from the record's timestamp: that is the
+	// Kinesis arrival time, which may be long past for a stream read behind its tip.
 	DeliveryTimeout config.Duration `koanf:"delivery_timeout" json:"delivery_timeout,omitempty"`
 	// TLS configures TLS to the brokers. Off by default.
 	TLS TLSConfig `koanf:"tls" json:"tls,omitempty"`
