@@ -70,8 +70,9 @@ type PoolStats struct {
 }
 
 // NewPool returns an empty pool that holds at most maxRecords records and maxBytes bytes at once.
-// It panics if either limit is below 1; config validation rejects such values before this point,
-// so reaching the panic is a bug.
+// The limits come from pool.max_pending_records and pool.max_pending_bytes (by default 50000 and
+// 64MiB); NewPool itself has no defaults. It panics if either limit is below 1; config validation
+// rejects such values before this point, so reaching the panic is a bug.
 func NewPool(maxRecords, maxBytes int64) *Pool {
 	if maxRecords < 1 || maxBytes < 1 {
 		panic(fmt.Sprintf("runtime: NewPool(%d records, %d bytes): both limits must be at least 1", maxRecords, maxBytes))
