@@ -6,6 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
 	"github.com/shardbridge/shardbridge/runtime"
 	"github.com/shardbridge/shardbridge/source/kinesis/kinesistest"
 )
@@ -81,4 +85,28 @@ func TestMirrorEFOWithoutInitialResponse(t *testing.T) {
 	testMirror(t, true, kinesistest.WithoutInitialResponse())
 }
 
-var _ = fmt.Sprint
+// The consumer is kept on stop by default, and deregistered with efo.deregister_on_stop.
+func TestDeregisterOnStop(t *testing.T) {
+	for _, dereg := range []bool{false, true} {
+		t.Run(fmt.Sprint(dereg), func(t *testing.T) {
+			f := newFixture(t, "dereg", 1, func(c *Config) { c.EFO.DeregisterOnStop = dereg }, nil)
+			f.put("v", 10, 2)
+			stop := f.start()
+			f.waitCount(10, 30*time.Second)
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			sum, err := f.cli.DescribeStreamSummary(t.Context(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("dereg")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := f.cli.DescribeStreamConsumer(t.Context(), &kinesis.DescribeStreamConsumerInput{
+				StreamARN: sum.StreamDescriptionSummary.StreamARN, ConsumerName: aws.String("shardbridge-test"),
+			})
+			kept := err == nil && out.ConsumerDescription.ConsumerStatus == types.ConsumerStatusActive
+			if kept == dereg {
+				t.Errorf("deregister_on_stop %v: consumer kept = %v (err %v)", dereg, kept, err)
+			}
+		})
+	}
+}

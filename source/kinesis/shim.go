@@ -2,7 +2,6 @@ package kinesis
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -62,15 +61,15 @@ func (b *initialResponseBody) Close() error { return b.body.Close() }
 
 // peekInitialResponse reads the first message of body. It returns a reader of the stream as the
 // SDK expects it: the bytes read, preceded by an initial-response when the first message was
-// something else. On a read error before a whole message arrived, the bytes read so far are
-// replayed followed by the error, so the SDK reports the failure as it would have.
+// something else. When the first message cannot be decoded (a read error, a stream cut short,
+// bytes that are not an event stream), the bytes read so far are replayed followed by the rest
+// of the body, so the SDK meets exactly what it would have met without the shim.
 func peekInitialResponse(body io.Reader) (io.Reader, error) {
 	var peeked bytes.Buffer
 	tee := io.TeeReader(body, &peeked)
 	msg, err := eventstream.NewDecoder().Decode(tee, nil)
 	if err != nil {
-		// Not a whole message: let the SDK see exactly what came, and the same error.
-		return io.MultiReader(bytes.NewReader(peeked.Bytes()), errReader{err: err}), nil
+		return io.MultiReader(bytes.NewReader(peeked.Bytes()), body), nil
 	}
 	rest := io.MultiReader(bytes.NewReader(peeked.Bytes()), body)
 	if isInitialResponse(msg) {
@@ -95,14 +94,4 @@ func initialResponseMessage() eventstream.Message {
 	m.Headers.Set(":content-type", eventstream.StringValue("application/json"))
 	m.Payload = []byte("{}")
 	return m
-}
-
-type errReader struct{ err error }
-
-func (r errReader) Read([]byte) (int, error) {
-	if errors.Is(r.err, io.EOF) {
-		// A stream cut inside a message is unexpected, whatever the decoder called it.
-		return 0, io.ErrUnexpectedEOF
-	}
-	return 0, r.err
 }
