@@ -87,10 +87,10 @@ func NewPool(maxRecords, maxBytes int64) *Pool {
 // while the pool is full.
 //
 // It returns nil when there is room, [ErrBackpressureTimeout] when timeout passes first (timeout <= 0
-// means no timeout), and ctx.Err() when ctx ends first. When ctx has ended and the timeout has
-// passed at the same moment, ctx.Err() is returned, so a caller that is shutting down never mistakes
-// its own cancellation for backpressure. A ctx that has already ended fails at once, even when there
-// is room.
+// means no timeout), and ctx.Err() when ctx ends first. Ties go to ctx, so a caller that is shutting
+// down does not mistake its own cancellation for backpressure: if ctx has a deadline at or before
+// the timeout, only ctx ends the wait; if the timeout fires after ctx has ended, ctx.Err() is
+// returned. A ctx that has already ended fails at once, even when there is room.
 func (p *Pool) WaitForSpace(ctx context.Context, timeout time.Duration) error {
 	done := ctx.Done()
 	p.mu.Lock()
