@@ -23,7 +23,8 @@ type CheckpointStore struct {
 	topic string
 	cl    *kgo.Client
 	adm   *kadm.Client
-	kopts []kgo.Opt // the connection options, for Load's short-lived consumers
+	cfg   Config    // for Load's short-lived consumers
+	extra []kgo.Opt // options added by withKgoOpts (tests)
 	log   *slog.Logger
 	m     *storeMetrics
 	now   func() time.Time
@@ -53,8 +54,7 @@ func NewCheckpointStore(ctx context.Context, cfg Config, topic string, opts ...O
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint store: %w", err)
 	}
-	kopts = append(kopts, o.kgoOpts...)
-	cl, err := kgo.NewClient(kopts...)
+	cl, err := kgo.NewClient(append(kopts, o.kgoOpts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint store client: %w", err)
 	}
@@ -66,7 +66,8 @@ func NewCheckpointStore(ctx context.Context, cfg Config, topic string, opts ...O
 		topic: topic,
 		cl:    cl,
 		adm:   kadm.NewClient(cl),
-		kopts: kopts,
+		cfg:   cfg,
+		extra: o.kgoOpts,
 		log:   log,
 		m:     newStoreMetrics(o.reg, o.now),
 		now:   o.now,
@@ -284,7 +285,11 @@ func (s *CheckpointStore) Load(ctx context.Context, connector, stream string) ([
 // readTo consumes the partitions in from up to and including last, calling fn for each data
 // record in offset order per partition.
 func (s *CheckpointStore) readTo(ctx context.Context, from map[int32]kgo.Offset, last map[int32]int64, fn func(*kgo.Record)) error {
-	opts := append([]kgo.Opt{}, s.kopts...)
+	opts, err := connOpts(ctx, &s.cfg, s.log)
+	if err != nil {
+		return fmt.Errorf("load checkpoints: consumer: %w", err)
+	}
+	opts = append(opts, s.extra...)
 	opts = append(opts,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.topic: from}),
 		kgo.KeepControlRecords(),

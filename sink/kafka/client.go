@@ -29,28 +29,28 @@ const batchFraming = 4
 const defaultRequestOverhead = 10 * time.Second
 
 // clientOpts maps a validated Config to franz-go options shared by the sink's producer and the
-// checkpoint store.
+// checkpoint store: the connection options and the producer options.
+//
+// Build new options for every client: franz-go's DefaultCompressor dedups the codec slice held by
+// ProducerBatchCompression in place, so one []kgo.Opt shared by concurrent NewClient calls races.
 func clientOpts(ctx context.Context, cfg *Config, log *slog.Logger) ([]kgo.Opt, error) {
-	reqTimeout := cfg.RequestTimeout.D()
-	overhead := min(defaultRequestOverhead, reqTimeout)
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ClientID(cfg.ClientID),
-		kgo.DialTimeout(overhead),
-		kgo.RequestTimeoutOverhead(overhead),
-		kgo.ProduceRequestTimeout(reqTimeout),
+	opts, err := connOpts(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts,
+		kgo.ProduceRequestTimeout(cfg.RequestTimeout.D()),
 		// No kgo.RecordDeliveryTimeout: franz-go measures it from the record's Timestamp, which
 		// here is the Kinesis arrival time, so every record read behind the stream's tip would
 		// time out at once. Write bounds delivery with a context deadline instead.
 		kgo.ProducerLinger(cfg.Linger.D()),
 		kgo.MaxBufferedRecords(cfg.MaxBufferedRecords),
 		kgo.MaxBufferedBytes(int(cfg.MaxBufferedBytes)),
-		kgo.ProducerBatchMaxBytes(int32(cfg.MaxMessageBytes) + batchFraming),
+		kgo.ProducerBatchMaxBytes(int32(cfg.MaxMessageBytes)+batchFraming),
 		// A nil hasher is KafkaHasher(murmur2): toPositive(murmur2(key)) % partitions, the Java
 		// client's default partitioner for keyed records (pinned in partition_test.go).
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
-		kgo.WithLogger(slogAdapter{log}),
-	}
+	)
 	switch cfg.Acks {
 	case "all":
 		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
@@ -73,6 +73,19 @@ func clientOpts(ctx context.Context, cfg *Config, log *slog.Logger) ([]kgo.Opt, 
 		opts = append(opts, kgo.ProducerBatchCompression(kgo.Lz4Compression()))
 	case "zstd":
 		opts = append(opts, kgo.ProducerBatchCompression(kgo.ZstdCompression()))
+	}
+	return opts, nil
+}
+
+// connOpts are the options to reach and authenticate to the brokers.
+func connOpts(ctx context.Context, cfg *Config, log *slog.Logger) ([]kgo.Opt, error) {
+	overhead := min(defaultRequestOverhead, cfg.RequestTimeout.D())
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ClientID(cfg.ClientID),
+		kgo.DialTimeout(overhead),
+		kgo.RequestTimeoutOverhead(overhead),
+		kgo.WithLogger(slogAdapter{log}),
 	}
 	if cfg.TLS.Enabled {
 		tc, err := tlsConfig(&cfg.TLS)
