@@ -159,7 +159,7 @@ func saslMechanism(ctx context.Context, s *SASLConfig) (sasl.Mechanism, error) {
 }
 
 // UnreachableError reports that no broker answered the connectivity check at start within
-// request_timeout.
+// request_timeout: the address is wrong or unreachable, or TLS or SASL failed.
 type UnreachableError struct {
 	Brokers []string
 	Timeout time.Duration
@@ -167,7 +167,7 @@ type UnreachableError struct {
 }
 
 func (e *UnreachableError) Error() string {
-	return fmt.Sprintf("kafka brokers %s did not answer within %s (sink.kafka.request_timeout): %v; check sink.kafka.brokers, the network, and whether TLS or SASL is needed",
+	return fmt.Sprintf("kafka brokers %s could not be reached (checked for up to %s, sink.kafka.request_timeout): %v; check sink.kafka.brokers, the network, sink.kafka.tls and the sink.kafka.sasl credentials",
 		strings.Join(e.Brokers, ","), e.Timeout, e.Err)
 }
 

@@ -77,6 +77,20 @@ func TestMirrorManyShards(t *testing.T) {
 	if got := metricValue(s.m.inflight); got != 0 {
 		t.Errorf("inflight metric = %v after flush", got)
 	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+	}
+	for _, n := range []string{"shardbridge_kafka_records_produced_total", "shardbridge_kafka_bytes_produced_total",
+		"shardbridge_kafka_produce_latency_seconds", "shardbridge_kafka_inflight_records", "shardbridge_kafka_dead_letters_total"} {
+		if !names[n] {
+			t.Errorf("metric %s not registered", n)
+		}
+	}
 
 	msgs, err := kc.Consume(ctx, c.ListenAddrs()[0], "mirror.orders")
 	if err != nil {
