@@ -33,7 +33,7 @@ type CheckpointStore struct {
 }
 
 // NewCheckpointStore connects with the connection settings of cfg (the sink's sink.kafka
-// section: brokers, TLS, SASL, timeouts) and opens the checkpoint topic (the connector's
+// section: brokers, TLS, SASL, timeouts; its topic is not used and may be empty) and opens the checkpoint topic (the connector's
 // checkpoint.topic). It creates the topic with cleanup.policy=compact if it is missing, and
 // refuses a topic whose cleanup.policy is anything but compact: with delete, the checkpoint of a
 // quiet shard would expire and the shard would be read again from its start. The caller owns
@@ -45,6 +45,11 @@ func NewCheckpointStore(ctx context.Context, cfg Config, topic string, opts ...O
 	}
 	if tmpl, err := parseTopicTemplate(topic); err != nil || !tmpl.fixed || topic == "" {
 		return nil, fmt.Errorf("checkpoint.topic %q is not a topic name; use letters, digits, '.', '_' and '-' only", topic)
+	}
+	if cfg.Topic == "" {
+		// The store writes only to its own topic; sink.kafka.topic is required of the sink,
+		// not of the store, so a config with just the connection settings is enough.
+		cfg.Topic = topic
 	}
 	if err := cfg.Validate(o.connector, "sink.kafka"); err != nil {
 		return nil, fmt.Errorf("checkpoint store config: %w", err)
@@ -335,7 +340,8 @@ func (s *CheckpointStore) readTo(ctx context.Context, from map[int32]kgo.Offset,
 	return nil
 }
 
-// Commit produces cps and returns once Kafka acknowledged every one. A zero Written is set to
+// Commit produces cps and returns once Kafka acknowledged every one, bounded by ctx and by
+// sink.kafka.delivery_timeout. A zero Written is set to
 // the store's clock. On error some may have been written; writing them again is harmless.
 func (s *CheckpointStore) Commit(ctx context.Context, cps []runtime.Checkpoint) error {
 	if len(cps) == 0 {
@@ -354,7 +360,9 @@ func (s *CheckpointStore) Commit(ctx context.Context, cps []runtime.Checkpoint) 
 		}
 		recs[i] = &kgo.Record{Topic: s.topic, Key: checkpointKey(cp.Connector, cp.Stream, cp.Shard), Value: val}
 	}
-	results := s.cl.ProduceSync(ctx, recs...)
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.DeliveryTimeout.D())
+	defer cancel()
+	results := s.cl.ProduceSync(dctx, recs...)
 	var errs []error
 	for i, r := range results {
 		if r.Err != nil {
@@ -383,7 +391,9 @@ func (s *CheckpointStore) Put(ctx context.Context, cp runtime.Checkpoint) error 
 // compaction eventually removes it. It returns once Kafka acknowledged the tombstone.
 func (s *CheckpointStore) Delete(ctx context.Context, connector, stream, shard string) error {
 	r := &kgo.Record{Topic: s.topic, Key: checkpointKey(connector, stream, shard)}
-	if err := s.cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.DeliveryTimeout.D())
+	defer cancel()
+	if err := s.cl.ProduceSync(dctx, r).FirstErr(); err != nil {
 		return fmt.Errorf("delete checkpoint of shard %s: %w", shard, err)
 	}
 	s.m.age.forget(connector, shard)

@@ -98,6 +98,21 @@ func TestCheckpointStoreLatestPerKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	sortCps(got)
+	// Compaction keeps the latest value per key and drops the rest: Load gives the same answer.
+	c.Compact()
+	compacted, err := st.Load(ctx, "c1", "orders")
+	if err != nil {
+		t.Fatalf("Load after compaction: %v", err)
+	}
+	sortCps(compacted)
+	if len(compacted) != len(got) {
+		t.Fatalf("after compaction Load = %+v, before %+v", compacted, got)
+	}
+	for i := range got {
+		if !equalCp(compacted[i], got[i]) {
+			t.Errorf("after compaction checkpoint %d = %+v, before %+v", i, compacted[i], got[i])
+		}
+	}
 	want := []runtime.Checkpoint{
 		cp("c1", "orders", "shardId-0", "104", 0, false, 1, t0.Add(4*time.Second)),
 		cp("c1", "orders", "shardId-1", "204", 4, true, 1, t0),

@@ -59,6 +59,7 @@ type Config struct {
 	Compression string `koanf:"compression" json:"compression,omitempty"`
 	// Linger is how long a partition's batch waits for more records before it is sent. Default
 	// 5ms: enough to fill batches at Kinesis rates, short next to Kafka's acknowledgement time.
+	// 0 means the default; write "1us" for practically no linger.
 	Linger config.Duration `koanf:"linger" json:"linger,omitempty"`
 	// MaxBufferedRecords bounds the records the producer holds unacknowledged; Write blocks past
 	// it. Default 10000.

@@ -58,7 +58,7 @@ func ExampleNewCheckpointStore() {
 	defer cluster.Close()
 	ctx := context.Background()
 
-	cfg := kafka.Config{Brokers: cluster.ListenAddrs(), Topic: "unused-by-the-store"}
+	cfg := kafka.Config{Brokers: cluster.ListenAddrs()}
 	store, err := kafka.NewCheckpointStore(ctx, cfg, "_shardbridge_checkpoints", kafka.WithConnector("orders"))
 	if err != nil {
 		panic(err)
