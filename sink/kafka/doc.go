@@ -40,7 +40,9 @@
 // neither duplicate nor reorder records within a partition. Write hands records to the producer
 // and returns; each record's produce promise calls the runtime's AckFunc exactly once, with nil
 // once Kafka acknowledged it, or with the error once the record failed for good (franz-go's
-// retries ran out within sink.kafka.delivery_timeout). Promises never block. One failed record
+// retries ran out within sink.kafka.delivery_timeout, counted from Write). Promises never block.
+// (franz-go's own RecordDeliveryTimeout is not used: it counts from the record's timestamp, which
+// is the Kinesis arrival time and may be hours old when a stream is read behind its tip.) One failed record
 // does not fail or re-send records of other partitions. Within its partition franz-go fails the
 // records buffered behind it too, so that a partition never has a gap; the pipeline's
 // errors.policy then decides for each of them.
