@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/shardbridge/shardbridge/runtime"
+	"github.com/shardbridge/shardbridge/runtime/api"
+	"github.com/shardbridge/shardbridge/runtime/config"
+	"github.com/shardbridge/shardbridge/sink/kafka"
+	"github.com/shardbridge/shardbridge/source/kinesis"
+)
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var paths pathsFlag
+	var lf logFlags
+	fs.Var(&paths, "config", "config file or folder (repeatable)")
+	lf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(paths)
+	if err != nil {
+		for _, p := range config.Problems(err) {
+			fmt.Fprintf(stderr, "  - %v\n", p)
+		}
+		return fmt.Errorf("invalid config (run 'shardbridge validate' for the list)")
+	}
+	return runConfig(ctx, cfg, log, nil)
+}
+
+// started reports the addresses a running process serves on; the dev command and tests use it.
+type started struct {
+	APIAddr string
+	Worker  *runtime.Worker
+	Metrics *prometheus.Registry
+}
+
+// runConfig runs every connector of cfg and the HTTP API until ctx ends, then drains. onStart, when
+// set, is called once everything is listening.
+func runConfig(ctx context.Context, cfg *config.Config, log *slog.Logger, onStart func(started)) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	pool := runtime.NewPool(cfg.Pool.MaxPendingRecords, int64(cfg.Pool.MaxPendingBytes))
+	metrics := runtime.NewMetrics(reg, pool)
+
+	specs := make([]runtime.ConnectorSpec, 0, len(cfg.Connectors))
+	var stores []*lazyStore
+	for _, c := range cfg.Connectors {
+		spec, store := connectorSpec(cfg, c, reg, log)
+		specs = append(specs, spec)
+		stores = append(stores, store)
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		for _, s := range stores {
+			s.Close(closeCtx)
+		}
+	}()
+	w, err := runtime.NewWorker(pool, metrics, log, specs...)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("http.addr %s: %w", cfg.HTTP.Addr, err)
+	}
+	if host, _, _ := net.SplitHostPort(cfg.HTTP.Addr); !isLoopback(host) && cfg.HTTP.AuthToken == "" {
+		log.Warn("the HTTP API listens beyond loopback with no http.auth_token: anyone who can reach it can pause, stop and rewind connectors", "addr", ln.Addr().String())
+	}
+	srv := &http.Server{
+		Handler:           api.Handler(w, api.Options{Token: cfg.HTTP.AuthToken.Reveal(), Gatherer: reg, StopTimeout: time.Duration(cfg.ShutdownTimeout) + 30*time.Second}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http api stopped", "error", err)
+		}
+	}()
+	log.Info("shardbridge running", "version", version, "api", "http://"+ln.Addr().String(), "connectors", len(specs))
+	if onStart != nil {
+		onStart(started{APIAddr: ln.Addr().String(), Worker: w, Metrics: reg})
+	}
+
+	runErr := w.Run(ctx)
+
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutCtx)
+	wg.Wait()
+	return runErr
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// connectorSpec turns one connector's config into the Worker's spec: Build makes a fresh source,
+// sink and checkpoint store for every run, so a restart starts clean.
+func connectorSpec(cfg *config.Config, c config.Connector, reg prometheus.Registerer, log *slog.Logger) (runtime.ConnectorSpec, *lazyStore) {
+	src := c.Source.Config.(*kinesis.Config)
+	snk := c.Sink.Config.(*kafka.Config)
+	clog := log // the connector packages add the connector attribute themselves
+	// The offsets API reads and edits checkpoints while the connector is stopped, so it has its own
+	// store client, opened on first use.
+	offsets := &lazyStore{open: func(ctx context.Context) (*kafka.CheckpointStore, error) {
+		return kafka.NewCheckpointStore(ctx, *snk, c.Checkpoint.Topic, kafka.WithConnector(c.Name), kafka.WithLogger(clog))
+	}}
+	host, _ := os.Hostname()
+	owner := runtime.Owner{ID: fmt.Sprintf("%s/%d", host, os.Getpid())}
+	spec := runtime.ConnectorSpec{
+		Name:   c.Name,
+		Config: c,
+		Store:  offsets,
+		Stream: src.StreamName(),
+		Build: func(ctx context.Context) (runtime.Parts, error) {
+			store, err := kafka.NewCheckpointStore(ctx, *snk, c.Checkpoint.Topic,
+				kafka.WithConnector(c.Name), kafka.WithLogger(clog), kafka.WithRegisterer(reg))
+			if err != nil {
+				return runtime.Parts{}, fmt.Errorf("checkpoint store: %w", err)
+			}
+			sink, err := kafka.NewSink(ctx, *snk, kafka.WithConnector(c.Name), kafka.WithLogger(clog),
+				kafka.WithRegisterer(reg), kafka.WithDeadLetterTopic(c.Errors.DLQTopic))
+			if err != nil {
+				_ = store.Close(ctx)
+				return runtime.Parts{}, fmt.Errorf("kafka sink: %w", err)
+			}
+			source, err := kinesis.New(*src, c.Name, kinesis.WithLogger(clog), kinesis.WithRegisterer(reg),
+				kinesis.WithPoolWaitTimeout(time.Duration(cfg.Pool.WaitTimeout)))
+			if err != nil {
+				_ = sink.Close(ctx)
+				_ = store.Close(ctx)
+				return runtime.Parts{}, fmt.Errorf("kinesis source: %w", err)
+			}
+			return runtime.Parts{
+				Options: runtime.ConnectorOptions{
+					Source: reportingSource{source}, Sink: sink, Store: store,
+					CheckpointInterval: time.Duration(c.Checkpoint.Interval),
+					ShutdownTimeout:    time.Duration(cfg.ShutdownTimeout),
+					ErrorPolicy:        runtime.ErrorPolicy(c.Errors.Policy),
+					Owner:              owner,
+				},
+				Close: func(ctx context.Context) error {
+					return errors.Join(sink.Close(ctx), store.Close(ctx))
+				},
+			}, nil
+		},
+	}
+	return spec, offsets
+}
+
+// reportingSource exposes the Kinesis source's shard status to the Worker.
+type reportingSource struct{ *kinesis.Source }
+
+func (s reportingSource) ShardReport() []runtime.ShardReport {
+	st := s.ShardStatus()
+	out := make([]runtime.ShardReport, len(st))
+	for i, x := range st {
+		out[i] = runtime.ShardReport{Shard: x.Shard, State: x.State, MillisBehindLatest: x.MillisBehindLatest,
+			SubscribedAt: x.SubscriptionStart, LastError: x.LastError, RecordsRead: x.RecordsRead}
+	}
+	return out
+}
+
+// lazyStore opens a checkpoint store client on first use.
+type lazyStore struct {
+	open  func(ctx context.Context) (*kafka.CheckpointStore, error)
+	mu    sync.Mutex
+	store *kafka.CheckpointStore // mu guards store
+}
+
+func (l *lazyStore) get(ctx context.Context) (*kafka.CheckpointStore, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.store != nil {
+		return l.store, nil
+	}
+	s, err := l.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l.store = s
+	return s, nil
+}
+
+func (l *lazyStore) Load(ctx context.Context, connector, stream string) ([]runtime.Checkpoint, error) {
+	s, err := l.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.Load(ctx, connector, stream)
+}
+
+func (l *lazyStore) Commit(ctx context.Context, cps []runtime.Checkpoint) error {
+	s, err := l.get(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Commit(ctx, cps)
+}
+
+func (l *lazyStore) Delete(ctx context.Context, connector, stream, shard string) error {
+	s, err := l.get(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Delete(ctx, connector, stream, shard)
+}
+
+func (l *lazyStore) Close(ctx context.Context) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.store != nil {
+		_ = l.store.Close(ctx)
+	}
+}
