@@ -70,6 +70,10 @@ type Connector struct {
 	// Read-only once Run has loaded the checkpoints.
 	resume map[string]Mark
 	stream string
+	// writeCtx is what Emit hands to Sink.Write. It outlives the source's context, which ends
+	// when the drain starts: a sink may fail records whose Write context ends, and the drain is
+	// there to let them finish. It ends when the drain is over.
+	writeCtx context.Context
 
 	inflight atomic.Int64
 	zero     chan struct{} // gets a token whenever inflight drops to 0; buffered 1
@@ -165,6 +169,9 @@ func (c *Connector) Run(ctx context.Context) error {
 	c.setState(StateRunning)
 	c.log.Info("connector started", "stream", c.stream, "resumed_shards", len(c.resume), "epoch", c.opts.Owner.Epoch)
 
+	writeCtx, stopWrites := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWrites()
+	c.writeCtx = writeCtx
 	readCtx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
 	srcDone := make(chan error, 1)
@@ -214,6 +221,7 @@ loop:
 	if err := c.opts.Sink.Flush(drainCtx); err != nil {
 		c.log.Warn("sink flush on shutdown", "error", err)
 	}
+	stopWrites()
 	stopDLQ()
 	<-dlqDone
 	c.commit(drainCtx)
@@ -387,7 +395,7 @@ func (c *Connector) Emit(ctx context.Context, shard string, recs []Record) error
 	}
 	c.inflight.Add(n)
 	c.opts.Metrics.emitted(c.opts.Name, n, bytes)
-	return c.opts.Sink.Write(ctx, recs, c.ackFn)
+	return c.opts.Sink.Write(c.writeCtx, recs, c.ackFn)
 }
 
 // EndShard implements Emitter.
