@@ -203,9 +203,9 @@ connectors:
 		"SHARDBRIDGE_CONNECTORS__0__SOURCE__FAKESRC__EFO__ENABLED=true",
 		"SHARDBRIDGE_CONNECTORS__0__SOURCE__FAKESRC__RETRIES=5",
 		"SHARDBRIDGE_CONNECTORS__0__CHECKPOINT__INTERVAL=250ms",
-		"SHARDBRIDGE_CONFIG=configs", // cmd's own variable: not a key
-		"OTHER_POOL__MAX_PENDING_RECORDS=1",   // no prefix: ignored
-		"SHARDBRIDGE_NOVALUE",                 // malformed entry: ignored
+		"SHARDBRIDGE_CONFIG=configs",        // cmd's own variable: not a key
+		"OTHER_POOL__MAX_PENDING_RECORDS=1", // no prefix: ignored
+		"SHARDBRIDGE_NOVALUE",               // malformed entry: ignored
 	)
 	if cfg.Pool.MaxPendingBytes != 128<<20 || cfg.Pool.MaxPendingRecords != 42 || cfg.Pool.WaitTimeout.D() != 10*time.Second {
 		t.Errorf("pool = %+v", cfg.Pool)
