@@ -129,3 +129,28 @@ func TestBackpressure64ShardsBoundedMemory(t *testing.T) {
 		t.Errorf("all %d records were read although nothing was acknowledged", got)
 	}
 }
+
+// An event that does not fit in a partly full pool must not hold its subscription open past the
+// wait timeout either: Emit's pool wait is bounded too, and the event is read again after the
+// resubscription, once.
+func TestBackpressureTimeoutInsideEmit(t *testing.T) {
+	// 30 records of room and events of 20: the first event fits, WaitForSpace then finds room,
+	// and the second event needs more than is left, so only Emit's own bound can end the wait.
+	em := newTestEmitter(30, 1<<20, false)
+	f := newFixture(t, "partial", 1, nil, em, kinesistest.WithMaxRecordsPerEvent(20))
+	f.src.poolWait = 200 * time.Millisecond
+	want := f.put("v", 200, 10)
+	f.start()
+	f.em.waitFor(t, "a backpressure timeout while an event waits in Emit", 30*time.Second, func() bool {
+		return f.ended(shard0, "backpressure_timeout") > 0
+	})
+	if st := f.em.pool.Stats(); st.UsedRecords != 20 {
+		t.Fatalf("pool holds %d records; want the first event's 20 (the second never entered)", st.UsedRecords)
+	}
+	for f.em.count() < 200 {
+		f.em.waitFor(t, "progress", 30*time.Second, func() bool { return f.em.pool.Stats().UsedRecords > 0 || f.em.count() >= 200 })
+		f.em.ackAll()
+	}
+	f.checkExactlyOnce(want)
+	f.calls.checkRate(t)
+}

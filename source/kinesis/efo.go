@@ -121,6 +121,8 @@ func (r *shardReader) readSubscription(ctx context.Context, stream *kinesis.Subs
 	s := r.run.s
 	events := stream.Events()
 	delivered := false
+	r.emitTimeout = s.poolWait
+	defer func() { r.emitTimeout = 0 }()
 	idle := time.NewTimer(s.cfg.IdleTimeout.D())
 	defer idle.Stop()
 	for {

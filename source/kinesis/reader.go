@@ -37,6 +37,10 @@ type shardReader struct {
 	firstAttempt time.Time
 	// children are the shards the final event named.
 	children []types.ChildShard
+	// emitTimeout bounds the pool wait inside Emit while a subscription is open (0: unbounded).
+	// WaitForSpace only waits for room for one record; an event may need more, and the reader
+	// must not hold a subscription open past pool.wait_timeout either way.
+	emitTimeout time.Duration
 }
 
 // startingPosition is where the next subscription or iterator starts. The rule, in order:
@@ -87,7 +91,18 @@ func (r *shardReader) emit(ctx context.Context, recs []types.Record) error {
 		return nil
 	}
 	lastPos := out[len(out)-1].Position
-	if err := r.run.e.Emit(ctx, r.st.id, out); err != nil {
+	ectx := ctx
+	if r.emitTimeout > 0 {
+		var cancel context.CancelFunc
+		ectx, cancel = context.WithTimeoutCause(ctx, r.emitTimeout, runtime.ErrBackpressureTimeout)
+		defer cancel()
+	}
+	if err := r.run.e.Emit(ectx, r.st.id, out); err != nil {
+		if ctx.Err() == nil && errors.Is(context.Cause(ectx), runtime.ErrBackpressureTimeout) {
+			// Nothing of the event was registered: the next subscription starts at r.last and
+			// reads it again.
+			return errBackpressure
+		}
 		return fmt.Errorf("emit shard %s: %w", r.st.id, err)
 	}
 	r.last = lastPos
