@@ -161,7 +161,7 @@ func connectorSpec(cfg *config.Config, c config.Connector, reg prometheus.Regist
 			}
 			return runtime.Parts{
 				Options: runtime.ConnectorOptions{
-					Source: reportingSource{source}, Sink: sink, Store: store,
+					Source: source, Sink: sink, Store: store,
 					CheckpointInterval: time.Duration(c.Checkpoint.Interval),
 					ShutdownTimeout:    time.Duration(cfg.ShutdownTimeout),
 					ErrorPolicy:        runtime.ErrorPolicy(c.Errors.Policy),
@@ -174,19 +174,6 @@ func connectorSpec(cfg *config.Config, c config.Connector, reg prometheus.Regist
 		},
 	}
 	return spec, offsets
-}
-
-// reportingSource exposes the Kinesis source's shard status to the Worker.
-type reportingSource struct{ *kinesis.Source }
-
-func (s reportingSource) ShardReport() []runtime.ShardReport {
-	st := s.ShardStatus()
-	out := make([]runtime.ShardReport, len(st))
-	for i, x := range st {
-		out[i] = runtime.ShardReport{Shard: x.Shard, State: x.State, MillisBehindLatest: x.MillisBehindLatest,
-			SubscribedAt: x.SubscriptionStart, LastError: x.LastError, RecordsRead: x.RecordsRead}
-	}
-	return out
 }
 
 // lazyStore opens a checkpoint store client on first use.

@@ -114,6 +114,6 @@
 //	shardbridge_kinesis_kpl_user_records_total             counter
 //	shardbridge_kinesis_kpl_corrupt_total                  counter
 //
-// and shardbridge_kinesis_active_shards (gauge, label connector only). ShardStatus reports each
+// and shardbridge_kinesis_active_shards (gauge, label connector only). ShardReport reports each
 // shard's reader state, millis behind latest, subscription start, last error and records read.
 package kinesis

@@ -61,7 +61,7 @@ func testMirror(t *testing.T, efo bool, srvOpts ...kinesistest.Option) *fixture 
 			}
 		}
 	}
-	for _, st := range f.src.ShardStatus() {
+	for _, st := range f.src.ShardReport() {
 		if st.State == StateEnded || st.State == StateWaitingParent {
 			t.Errorf("shard %s: state %s while open", st.Shard, st.State)
 		}

@@ -15,7 +15,7 @@ import (
 )
 
 // shardReader reads one shard. It is owned by one goroutine; only the shardState it shares
-// with ShardStatus is locked (by Source.mu).
+// with ShardReport is locked (by Source.mu).
 type shardReader struct {
 	run  *run
 	st   *shardState

@@ -3,9 +3,11 @@ package kinesis
 import (
 	"sort"
 	"time"
+
+	"github.com/shardbridge/shardbridge/runtime"
 )
 
-// Reader states, as ShardStatus reports them.
+// Reader states, as ShardReport reports them.
 const (
 	StateWaitingParent = "waiting_parent" // waiting for a parent shard's end to be checkpointed
 	StateSubscribing   = "subscribing"    // calling SubscribeToShard or GetShardIterator
@@ -14,16 +16,6 @@ const (
 	StateBackpressure  = "backpressure"   // waiting for pool space
 	StateEnded         = "ended"          // read to its end
 )
-
-// ShardStatus is one shard reader's state, for the HTTP API. It holds no secrets.
-type ShardStatus struct {
-	Shard              string    `json:"shard"`
-	State              string    `json:"state"`
-	MillisBehindLatest int64     `json:"millis_behind_latest"`
-	SubscriptionStart  time.Time `json:"subscription_start,omitzero"`
-	LastError          string    `json:"last_error,omitempty"`
-	RecordsRead        int64     `json:"records_read"`
-}
 
 // shardState is the status of one shard; Source.mu guards its fields.
 type shardState struct {
@@ -35,21 +27,24 @@ type shardState struct {
 	records      int64
 }
 
-// ShardStatus returns the status of every shard the source has seen, ordered by shard id. It is
-// safe to call at any time, also while Run runs.
-func (s *Source) ShardStatus() []ShardStatus {
+// ShardReport returns the status of every shard the source has seen, ordered by shard id, for
+// the HTTP API (it implements runtime.ShardReporter). It holds no secrets and is safe to call at
+// any time, also while Run runs.
+func (s *Source) ShardReport() []runtime.ShardReport {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]ShardStatus, 0, len(s.shards))
+	out := make([]runtime.ShardReport, 0, len(s.shards))
 	for _, st := range s.shards {
-		out = append(out, ShardStatus{
+		out = append(out, runtime.ShardReport{
 			Shard: st.id, State: st.state, MillisBehindLatest: st.millisBehind,
-			SubscriptionStart: st.subStart, LastError: st.lastErr, RecordsRead: st.records,
+			SubscribedAt: st.subStart, LastError: st.lastErr, RecordsRead: st.records,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Shard < out[j].Shard })
 	return out
 }
+
+var _ runtime.ShardReporter = (*Source)(nil)
 
 func (s *Source) setState(st *shardState, state string) {
 	s.mu.Lock()
