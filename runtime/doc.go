@@ -10,7 +10,9 @@
 //     and reopen it later from its last position.
 //  2. It hands the decoded records of one shard, in shard order, to [Emitter.Emit]. Emit acquires
 //     their count and bytes from the pool (blocking while they do not fit), registers each record's
-//     [Position] with the shard's [ShardTracker], and passes the batch to the [Sink].
+//     [Position] with the shard's [ShardTracker], and passes the batch to the [Sink]. A batch
+//     larger than the whole pool is admitted alone once the pool is empty, so one oversized
+//     event can never livelock a reader; usage then exceeds the limit by that batch only.
 //  3. The sink calls the [AckFunc] exactly once per record. On success the record's pool space is
 //     released and its position is acknowledged in the tracker. On a failure the connector's
 //     [ErrorPolicy] decides: fail stops the connector without acknowledging, skip counts the record
