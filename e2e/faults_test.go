@@ -1,0 +1,223 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/shardbridge/shardbridge/internal/kcat"
+	"github.com/shardbridge/shardbridge/source/kinesis/kinesistest"
+)
+
+// TestKafkaBrokerRestart: the broker goes away mid-stream for a few seconds and comes back on
+// the same port with its data (kfake DataDir). Produces and checkpoint commits fail meanwhile
+// and are retried; nothing is lost. Duplicates are bounded by the records in flight when the
+// broker went down (pool.max_pending_records): a batch the broker wrote but could not
+// acknowledge is sent again, and the idempotent producer's sequence state may not survive the
+// restart.
+func TestKafkaBrokerRestart(t *testing.T) {
+	const pool = 2000
+	s := newScenario(t, 4, 4, runtimeConfig{PoolRecords: pool})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	wait := background(func() error { return s.writer.put(ctx, 8000, 1000) })
+
+	p := startRuntime(t, "runtime", s.path)
+	p.waitState(s.cfg.Connector, "RUNNING", 30*time.Second)
+	p.waitMetric("shardbridge_records_acked_total", 2000, time.Minute)
+	s.kafka.restart(3 * time.Second)
+	if n := s.writer.written.Load(); n >= 8000 {
+		t.Fatalf("the writer finished (%d records) before the broker restart: not mid-stream", n)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	rep := s.finish(p, s.kinesisTruth())
+	assertBounded(t, rep, pool)
+	t.Logf("duplicates after a broker restart: %d (bound %d)", len(rep.Duplicates), pool)
+}
+
+// TestKinesisConnectionResets: every subscription's HTTP/2 stream is reset a few seconds in,
+// over and over, while records flow. Each reader resubscribes from its last emitted record, so
+// nothing is lost and nothing repeats; the process never restarts.
+func TestKinesisConnectionResets(t *testing.T) {
+	s := newScenario(t, 4, 4, runtimeConfig{})
+	// After 4 events (heartbeats come every 500ms, data events more often), reset: every
+	// subscription of every shard, until cleared.
+	if err := s.srv.Inject(kinesistest.Fault{Op: "SubscribeToShard", Kind: kinesistest.ResetConnection(), After: 4, Count: -1}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	wait := background(func() error { return s.writer.put(ctx, 6000, 600) })
+
+	p := startRuntime(t, "runtime", s.path)
+	p.waitState(s.cfg.Connector, "RUNNING", 30*time.Second)
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, time.Minute, "resets seen by the source", func() error {
+		opened, err := p.metric("shardbridge_kinesis_subscriptions_opened_total")
+		if err != nil {
+			return err
+		}
+		if opened < 12 {
+			return fmt.Errorf("%g subscriptions opened", opened)
+		}
+		return nil
+	})
+	want := s.kinesisTruth()
+	waitMirrored(t, s.kcat, s.kafka.addr(), s.cfg.Topic, want, 2*time.Minute)
+	s.srv.ClearFaults()
+	opened, _ := p.metric("shardbridge_kinesis_subscriptions_opened_total")
+	p.terminate(time.Minute)
+	rep := check(consume(t, s.kcat, s.kafka.addr(), s.cfg.Topic), want)
+	t.Logf("%s; %g subscriptions opened for 4 shards", rep, opened)
+	assertExact(t, rep)
+}
+
+// TestSplitThenMerge: while records are written, shard 0 is split in two, and then one of its
+// children is merged with shard 1. Each parent is read to its end and its end is checkpointed
+// before its children start, so per key Kafka holds the records in write order across parent and
+// children; nothing is lost or repeated.
+func TestSplitThenMerge(t *testing.T) {
+	s := newScenario(t, 2, 4, runtimeConfig{})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	client := s.srv.Client()
+
+	p := startRuntime(t, "runtime", s.path)
+	p.waitState(s.cfg.Connector, "RUNNING", 30*time.Second)
+	if err := s.writer.put(ctx, 1500, 1500); err != nil {
+		t.Fatal(err)
+	}
+	wait := background(func() error { return s.writer.put(ctx, 4500, 1500) })
+	p.waitMetric("shardbridge_records_acked_total", 1000, time.Minute)
+
+	// Split shard 0 at the middle of its hash range.
+	shards := listShards(t, client, s.cfg.Stream)
+	half := new(big.Int).Rsh(new(big.Int).Lsh(big.NewInt(1), 128), 2) // 2^126: the middle of shard 0's [0, 2^127)
+	if _, err := client.SplitShard(ctx, &awskinesis.SplitShardInput{StreamName: aws.String(s.cfg.Stream),
+		ShardToSplit: shards[0].ShardId, NewStartingHashKey: aws.String(half.String())}); err != nil {
+		t.Fatalf("split: %v", err)
+	}
+	split := s.writer.written.Load()
+	waitUntil(t, time.Minute, "records written after the split", func() error {
+		if s.writer.written.Load() < split+1000 {
+			return fmt.Errorf("%d written", s.writer.written.Load())
+		}
+		return nil
+	})
+	// Merge the upper child of shard 0 with shard 1: adjacent hash ranges.
+	open := openShards(listShards(t, client, s.cfg.Stream))
+	var upper, one string
+	for _, sh := range open {
+		switch {
+		case sh.HashKeyRange.StartingHashKey != nil && *sh.HashKeyRange.StartingHashKey == half.String():
+			upper = *sh.ShardId
+		case *sh.ShardId == *shards[1].ShardId:
+			one = *sh.ShardId
+		}
+	}
+	if upper == "" || one == "" {
+		t.Fatalf("after the split: no shard starting at %s or no %s among %d open shards", half, *shards[1].ShardId, len(open))
+	}
+	if _, err := client.MergeShards(ctx, &awskinesis.MergeShardsInput{StreamName: aws.String(s.cfg.Stream),
+		ShardToMerge: aws.String(upper), AdjacentShardToMerge: aws.String(one)}); err != nil {
+		t.Fatalf("merge: %v", err)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	all := listShards(t, client, s.cfg.Stream)
+	if len(all) != 5 {
+		t.Fatalf("%d shards after a split and a merge of 2 shards, want 5", len(all))
+	}
+	want := s.kinesisTruth()
+	rep := s.finish(p, want)
+	assertExact(t, rep)
+
+	// Every parent has an end checkpoint, committed before any checkpoint of its children
+	// (the checkpoint topic has one partition, so its offsets order the commits).
+	log := checkpointLog(t, s.kcat, s.kafka.addr(), s.cfg.Connector)
+	for _, sh := range all {
+		for _, parent := range []*string{sh.ParentShardId, sh.AdjacentParentShardId} {
+			if parent == nil {
+				continue
+			}
+			end, first := int64(-1), int64(-1)
+			for _, e := range log {
+				if e.shard == *parent && e.end && end < 0 {
+					end = e.offset
+				}
+				if e.shard == *sh.ShardId && first < 0 {
+					first = e.offset
+				}
+			}
+			switch {
+			case end < 0:
+				t.Errorf("parent %s of %s has no end checkpoint", *parent, *sh.ShardId)
+			case first >= 0 && first < end:
+				t.Errorf("child %s checkpointed at offset %d, before its parent %s's end at %d", *sh.ShardId, first, *parent, end)
+			}
+		}
+	}
+	t.Logf("%d shards (%d parents ended), %d checkpoint commits", len(all), len(all)-len(openShards(all)), len(log))
+}
+
+func listShards(t testing.TB, client *awskinesis.Client, stream string) []types.Shard {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := client.ListShards(ctx, &awskinesis.ListShardsInput{StreamName: aws.String(stream)})
+	if err != nil {
+		t.Fatalf("list shards: %v", err)
+	}
+	return out.Shards
+}
+
+func openShards(shards []types.Shard) []types.Shard {
+	return slices.DeleteFunc(slices.Clone(shards), func(s types.Shard) bool {
+		return s.SequenceNumberRange != nil && s.SequenceNumberRange.EndingSequenceNumber != nil
+	})
+}
+
+type checkpointEntry struct {
+	offset int64
+	shard  string
+	seq    string
+	end    bool
+}
+
+// checkpointLog is every checkpoint value of the connector in commit order.
+func checkpointLog(t testing.TB, kc *kcat.Kcat, broker, connector string) []checkpointEntry {
+	t.Helper()
+	var out []checkpointEntry
+	for _, m := range consume(t, kc, broker, "_shardbridge_checkpoints") {
+		if m.Key == nil || m.Value == nil {
+			continue
+		}
+		parts := strings.Split(*m.Key, "/")
+		if len(parts) != 3 || parts[0] != connector {
+			continue
+		}
+		var v struct {
+			Seq string `json:"sequence_number"`
+			End bool   `json:"shard_end"`
+		}
+		if err := json.Unmarshal([]byte(*m.Value), &v); err != nil {
+			t.Fatalf("checkpoint %s: %v", *m.Key, err)
+		}
+		out = append(out, checkpointEntry{offset: m.Offset, shard: parts[2], seq: v.Seq, end: v.End})
+	}
+	return out
+}
