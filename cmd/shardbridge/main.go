@@ -22,6 +22,7 @@ Usage:
   shardbridge run --config PATH [--config PATH ...]
   shardbridge validate --config PATH [--config PATH ...]
   shardbridge dev [--shards 4] [--records 20000] [--rate 5000] [--keep]
+  shardbridge healthcheck [--url http://127.0.0.1:8083/healthz]
   shardbridge version
 
 Run 'shardbridge COMMAND -h' for a command's flags.
@@ -52,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdValidate(rest, stdout, stderr)
 	case "dev":
 		err = cmdDev(ctx, rest, stdout, stderr)
+	case "healthcheck":
+		err = cmdHealthcheck(ctx, rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "shardbridge %s\n", version)
 	case "help", "-h", "--help":
