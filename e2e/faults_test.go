@@ -41,9 +41,10 @@ func TestKafkaBrokerRestart(t *testing.T) {
 	if err := wait(); err != nil {
 		t.Fatal(err)
 	}
+	failedCommits, _ := p.metric("shardbridge_checkpoint_commits_total", `result="error"`)
 	rep := s.finish(p, s.kinesisTruth())
 	assertBounded(t, rep, pool)
-	t.Logf("duplicates after a broker restart: %d (bound %d)", len(rep.Duplicates), pool)
+	t.Logf("duplicates after a broker restart: %d (bound %d); %g checkpoint commits failed while it was down", len(rep.Duplicates), pool, failedCommits)
 }
 
 // TestKinesisConnectionResets: every subscription's HTTP/2 stream is reset a few seconds in,
@@ -65,13 +66,18 @@ func TestKinesisConnectionResets(t *testing.T) {
 	if err := wait(); err != nil {
 		t.Fatal(err)
 	}
+	var resets float64
 	waitUntil(t, time.Minute, "resets seen by the source", func() error {
-		opened, err := p.metric("shardbridge_kinesis_subscriptions_opened_total")
-		if err != nil {
-			return err
+		resets = 0
+		for _, reason := range transportReasons {
+			v, err := p.metric("shardbridge_kinesis_subscriptions_ended_total", `reason="`+reason+`"`)
+			if err != nil {
+				return err
+			}
+			resets += v
 		}
-		if opened < 12 {
-			return fmt.Errorf("%g subscriptions opened", opened)
+		if resets < 12 {
+			return fmt.Errorf("%g subscriptions ended by a transport error", resets)
 		}
 		return nil
 	})
@@ -81,9 +87,12 @@ func TestKinesisConnectionResets(t *testing.T) {
 	opened, _ := p.metric("shardbridge_kinesis_subscriptions_opened_total")
 	p.terminate(time.Minute)
 	rep := check(consume(t, s.kcat, s.kafka.addr(), s.cfg.Topic), want)
-	t.Logf("%s; %g subscriptions opened for 4 shards", rep, opened)
+	t.Logf("%s; %g subscriptions opened for 4 shards, at least %g ended by a reset", rep, opened, resets)
 	assertExact(t, rep)
 }
+
+// transportReasons are the subscriptions_ended_total reasons of a connection that broke.
+var transportReasons = []string{"http2_stream_error", "connection_reset", "unexpected_eof", "transport_error"}
 
 // TestSplitThenMerge: while records are written, shard 0 is split in two, and then one of its
 // children is merged with shard 1. Each parent is read to its end and its end is checkpointed
