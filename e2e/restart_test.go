@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -73,6 +74,21 @@ func (s *scenario) kinesisTruth() []kinesisRecord {
 func (s *scenario) finish(p *process, want []kinesisRecord) mirrorReport {
 	s.t.Helper()
 	waitMirrored(s.t, s.kcat, s.kafka.addr(), s.cfg.Topic, want, 2*time.Minute)
+	// Every byte acquired is released exactly once: with everything acknowledged the pool is empty.
+	waitUntil(s.t, 30*time.Second, "pool empty after the mirror", func() error {
+		used, err := p.metric("shardbridge_pool_used_bytes")
+		if err != nil {
+			return err
+		}
+		recs, err := p.metric("shardbridge_pool_used_records")
+		if err != nil {
+			return err
+		}
+		if used != 0 || recs != 0 {
+			return fmt.Errorf("pool holds %g records, %g bytes", recs, used)
+		}
+		return nil
+	})
 	p.terminate(time.Minute)
 	rep := check(consume(s.t, s.kcat, s.kafka.addr(), s.cfg.Topic), want)
 	s.t.Logf("%s", rep)
