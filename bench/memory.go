@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// Memory suite settings.
+const (
+	memRecordSize  = 1 * kib
+	memPartitions  = 16
+	memAckDelay    = 100 * time.Millisecond
+	memWindow      = 256 * kib // http2_max_receive_buffer_per_stream, the source's default
+	memPoolRecords = 1 << 20   // high, so that the byte limit is the one that binds
+)
+
+var (
+	memShards  = []int{8, 32, 128}
+	memPools   = []int64{16 * mib, 64 * mib}
+	memBacklog = int64(256 * mib)
+	// The backlog sweep: one shard count and pool, several backlogs.
+	sweepShards   = 32
+	sweepPool     = int64(16 * mib)
+	sweepBacklogs = []int64{64 * mib, 1024 * mib}
+)
+
+type memRow struct {
+	shards         int
+	pool, backlog  int64
+	res            runResult
+	bound          float64
+	fixed          int64
+	boundHeld      bool
+	duplicates     int64
+	recordsMissing int64
+}
+
+func (b *bench) memory(ctx context.Context) error {
+	fixed, err := b.idleRSS(ctx)
+	if err != nil {
+		return fmt.Errorf("idle process: %w", err)
+	}
+	fmt.Fprintf(b.out, "\n## Memory\n\nfixed overhead (peak RSS of an idle shardbridge reading 1 empty shard): %s MiB\n", mibs(float64(fixed)))
+	fmt.Fprintf(b.out, "bound = pool.max_pending_bytes + shards x (%d KiB HTTP/2 window + 3 x E) + fixed, E = %s MiB (largest event)\n",
+		memWindow/kib, mibs(float64(b.o.eventBytes)))
+	var rows []memRow
+	type cfg struct {
+		shards        int
+		pool, backlog int64
+	}
+	var plan []cfg
+	for _, s := range memShards {
+		for _, p := range memPools {
+			plan = append(plan, cfg{s, p, b.scaled(memBacklog)})
+		}
+	}
+	for _, bl := range sweepBacklogs {
+		plan = append(plan, cfg{sweepShards, sweepPool, b.scaled(bl)})
+	}
+	// Group by shards and backlog, so one prefilled stream serves several runs.
+	var kp *kinesisPeer
+	var kpShards int
+	var kpBacklog int64
+	defer func() {
+		if kp != nil {
+			kp.Close()
+		}
+	}()
+	for _, c := range plan {
+		if kp == nil || kpShards != c.shards || kpBacklog != c.backlog {
+			if kp != nil {
+				kp.Close()
+			}
+			if kp, err = startKinesis(c.shards, memRecordSize, b.o.eventBytes); err != nil {
+				return err
+			}
+			kpShards, kpBacklog = c.shards, c.backlog
+			b.logf("memory: writing a %s MiB backlog of %d-byte records into %d shards", mibs(float64(c.backlog)), memRecordSize, c.shards)
+			if err := kp.put(ctx, c.backlog/memRecordSize, 4); err != nil {
+				return err
+			}
+		}
+		for i := range b.o.repeat {
+			spec := runSpec{prog: progShardbridge, partitions: memPartitions, poolBytes: c.pool, poolRecords: memPoolRecords,
+				ackDelay: memAckDelay, consumer: b.consumer("mem")}
+			b.logf("memory: %d shards, pool %s MiB, backlog %s MiB, run %d", c.shards, mibs(float64(c.pool)), mibs(float64(c.backlog)), i+1)
+			res, err := mirror(ctx, b.bins, kp, spec, b.dir)
+			if err != nil {
+				return err
+			}
+			bound := float64(c.pool) + float64(c.shards)*float64(memWindow+3*b.o.eventBytes) + float64(fixed)
+			rows = append(rows, memRow{shards: c.shards, pool: c.pool, backlog: c.backlog, res: res, bound: bound, fixed: fixed,
+				boundHeld: float64(res.total.maxRSS) <= bound, duplicates: max(0, res.inTopic-res.want), recordsMissing: max(0, res.want-res.inTopic)})
+			b.logf("  peak RSS %s MiB, peak pool %s MiB, bound %s MiB, %.0f records/s",
+				mibs(float64(res.total.maxRSS)), mibs(res.peakPool), mibs(bound), float64(res.steady)/res.steadyTime.Seconds())
+		}
+	}
+	fmt.Fprintf(b.out, "\n| shards | pool MiB | backlog MiB | run | peak RSS MiB | peak pool MiB | bound MiB | RSS / bound | bound held | records/s | in Kafka (missing, extra) | load avg |\n")
+	fmt.Fprintf(b.out, "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|\n")
+	run := 0
+	for i, r := range rows {
+		if i > 0 && (rows[i-1].shards != r.shards || rows[i-1].pool != r.pool || rows[i-1].backlog != r.backlog) {
+			run = 0
+		}
+		run++
+		held := "yes"
+		if !r.boundHeld {
+			held = "**no**"
+		}
+		fmt.Fprintf(b.out, "| %d | %s | %s | %d | %s | %s | %s | %.2f | %s | %.0f | %d (%d, %d) | %s |\n",
+			r.shards, mibs(float64(r.pool)), mibs(float64(r.backlog)), run, mibs(float64(r.res.total.maxRSS)), mibs(r.res.peakPool),
+			mibs(r.bound), float64(r.res.total.maxRSS)/r.bound, held, float64(r.res.steady)/r.res.steadyTime.Seconds(),
+			r.res.inTopic, r.recordsMissing, r.duplicates, r.res.loadavg)
+	}
+	held := !slices.ContainsFunc(rows, func(r memRow) bool { return !r.boundHeld })
+	fmt.Fprintf(b.out, "\nbound held in every run: %s\n", yesNo(held))
+	return nil
+}
+
+// idleRSS is the fixed overhead: the peak RSS of a shardbridge process subscribed to one empty
+// shard, left idle for two seconds after it subscribed.
+func (b *bench) idleRSS(ctx context.Context) (int64, error) {
+	kp, err := startKinesis(1, memRecordSize, b.o.eventBytes)
+	if err != nil {
+		return 0, err
+	}
+	defer kp.Close()
+	kf, err := startKafka(1, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer kf.Close()
+	addr, err := freeAddr()
+	if err != nil {
+		return 0, err
+	}
+	spec := runSpec{prog: progShardbridge, poolBytes: 64 * mib, poolRecords: 50000, consumer: b.consumer("idle")}
+	path := filepath.Join(b.dir, spec.consumer+".yaml")
+	if err := writeFile(path, shardbridgeConfig(spec, addr, kp.srv.Endpoint(), kf.broker)); err != nil {
+		return 0, err
+	}
+	ch, err := startChild(b.bins.shardbridge, []string{"run", "--config", path, "--log-level", "warn"}, addr, filepath.Join(b.dir, spec.consumer+".log"))
+	if err != nil {
+		return 0, err
+	}
+	defer ch.kill()
+	b.logf("memory: idle process, 1 empty shard")
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := kp.srv.WaitFor(wctx, func() bool { return kp.srv.Subscriptions("shardId-000000000000") > 0 }); err != nil {
+		return 0, fmt.Errorf("no subscription within a minute: %w; log: %s", err, ch.tail())
+	}
+	t := time.NewTimer(2 * time.Second)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-t.C:
+	}
+	u, err := ch.stop(30 * time.Second)
+	if err != nil {
+		return 0, err
+	}
+	return u.maxRSS, nil
+}
+
+func (b *bench) scaled(n int64) int64 { return int64(float64(n) * b.o.scale) }
+
+func yesNo(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "no"
+}
