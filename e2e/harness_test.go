@@ -288,6 +288,15 @@ type process struct {
 // Its log is printed when the test fails.
 func startRuntime(t testing.TB, name, configPath string) *process {
 	t.Helper()
+	p := launchRuntime(t, name, configPath)
+	p.waitAPI()
+	return p
+}
+
+// launchRuntime starts the process without waiting for it to listen (see waitAPI), so several
+// can start at the same moment.
+func launchRuntime(t testing.TB, name, configPath string) *process {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -310,6 +319,9 @@ func startRuntime(t testing.TB, name, configPath string) *process {
 		select {
 		case <-p.done:
 		default:
+			if t.Failed() && p.api != "" {
+				p.diagnose()
+			}
 			_ = cmd.Process.Kill()
 			<-p.done
 		}
@@ -321,20 +333,65 @@ func startRuntime(t testing.TB, name, configPath string) *process {
 			t.Errorf("%s: the race detector reported a data race (see its log)", name)
 		}
 	})
-	waitUntil(t, 30*time.Second, name+": API address in the log", func() error {
+	return p
+}
+
+// diagnose logs what a failed test needs to see of a live process: each connector's status and
+// the pool, record and subscription metrics.
+func (p *process) diagnose() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b, _, err := p.get(ctx, "/connectors")
+	var names []string
+	if err != nil || json.Unmarshal(b, &names) != nil {
+		p.t.Logf("%s: /connectors: %v %s", p.name, err, b)
+	}
+	for _, n := range names {
+		st, _, _ := p.get(ctx, "/connectors/"+n+"/status")
+		p.t.Logf("%s: status of %s: %s", p.name, n, st)
+	}
+	m, _, _ := p.get(ctx, "/metrics")
+	var lines []string
+	for l := range strings.SplitSeq(string(m), "\n") {
+		if strings.HasPrefix(l, "shardbridge_pool") || strings.HasPrefix(l, "shardbridge_records") ||
+			strings.HasPrefix(l, "shardbridge_kinesis_subscriptions") || strings.HasPrefix(l, "shardbridge_kafka_produce_errors") {
+			lines = append(lines, l)
+		}
+	}
+	p.t.Logf("%s: metrics:\n%s", p.name, strings.Join(lines, "\n"))
+}
+
+// waitLog waits until a log line's msg is msg.
+func (p *process) waitLog(msg string, within time.Duration) {
+	p.t.Helper()
+	waitUntil(p.t, within, p.name+": log "+msg, func() error {
+		b, err := os.ReadFile(p.logPath)
+		if err != nil {
+			return err
+		}
+		if !bytes.Contains(b, []byte(`"msg":"`+msg+`"`)) {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+}
+
+// waitAPI waits for the API address in the "shardbridge running" log line.
+func (p *process) waitAPI() {
+	p.t.Helper()
+	waitUntil(p.t, 30*time.Second, p.name+": API address in the log", func() error {
 		select {
 		case <-p.done:
 			return fmt.Errorf("exited early: %v", p.exitErr)
 		default:
 		}
-		addr, err := apiFromLog(logPath)
+		addr, err := apiFromLog(p.logPath)
 		if err != nil {
 			return err
 		}
 		p.api = addr
 		return nil
 	})
-	return p
 }
 
 func tail(b []byte, n int) []byte {
