@@ -80,13 +80,14 @@ type child struct {
 	http    *http.Client
 }
 
-func startChild(bin string, args []string, addr, logPath string) (*child, error) {
+func startChild(bin string, args, env []string, addr, logPath string) (*child, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), env...)
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", bin, err)

@@ -28,6 +28,7 @@ var (
 )
 
 type memRow struct {
+	memLimit       bool // the child ran with GOMEMLIMIT set to the bound
 	shards         int
 	pool, backlog  int64
 	res            runResult
@@ -50,15 +51,18 @@ func (b *bench) memory(ctx context.Context) error {
 	type cfg struct {
 		shards        int
 		pool, backlog int64
+		memLimit      bool
 	}
 	var plan []cfg
 	for _, s := range memShards {
 		for _, p := range memPools {
-			plan = append(plan, cfg{s, p, b.scaled(memBacklog)})
+			for _, lim := range []bool{false, true} {
+				plan = append(plan, cfg{s, p, b.scaled(memBacklog), lim})
+			}
 		}
 	}
 	for _, bl := range sweepBacklogs {
-		plan = append(plan, cfg{sweepShards, sweepPool, b.scaled(bl)})
+		plan = append(plan, cfg{sweepShards, sweepPool, b.scaled(bl), false})
 	}
 	// Group by shards and backlog, so one prefilled stream serves several runs.
 	var kp *kinesisPeer
@@ -83,26 +87,29 @@ func (b *bench) memory(ctx context.Context) error {
 				return err
 			}
 		}
+		bound := float64(c.pool) + float64(c.shards)*float64(memWindow+3*b.o.eventBytes) + float64(fixed)
 		for i := range b.o.repeat {
 			spec := runSpec{prog: progShardbridge, partitions: memPartitions, poolBytes: c.pool, poolRecords: memPoolRecords,
 				ackDelay: memAckDelay, consumer: b.consumer("mem")}
-			b.logf("memory: %d shards, pool %s MiB, backlog %s MiB, run %d", c.shards, mibs(float64(c.pool)), mibs(float64(c.backlog)), i+1)
+			if c.memLimit {
+				spec.env = []string{fmt.Sprintf("GOMEMLIMIT=%d", int64(bound))}
+			}
+			b.logf("memory: %d shards, pool %s MiB, backlog %s MiB, GOMEMLIMIT %s, run %d", c.shards, mibs(float64(c.pool)), mibs(float64(c.backlog)), yesNo(c.memLimit), i+1)
 			res, err := mirror(ctx, b.bins, kp, spec, b.dir)
 			if err != nil {
 				return err
 			}
-			bound := float64(c.pool) + float64(c.shards)*float64(memWindow+3*b.o.eventBytes) + float64(fixed)
-			rows = append(rows, memRow{shards: c.shards, pool: c.pool, backlog: c.backlog, res: res, bound: bound, fixed: fixed,
+			rows = append(rows, memRow{memLimit: c.memLimit, shards: c.shards, pool: c.pool, backlog: c.backlog, res: res, bound: bound, fixed: fixed,
 				boundHeld: float64(res.total.maxRSS) <= bound, duplicates: max(0, res.inTopic-res.want), recordsMissing: max(0, res.want-res.inTopic)})
 			b.logf("  peak RSS %s MiB, peak pool %s MiB, bound %s MiB, %.0f records/s",
-				mibs(float64(res.total.maxRSS)), mibs(res.peakPool), mibs(bound), float64(res.steady)/res.steadyTime.Seconds())
+				mibs(float64(res.total.maxRSS)), mibs(res.peakPool), mibs(bound), res.rate())
 		}
 	}
-	fmt.Fprintf(b.out, "\n| shards | pool MiB | backlog MiB | run | peak RSS MiB | peak pool MiB | bound MiB | RSS / bound | bound held | records/s | in Kafka (missing, extra) | load avg |\n")
-	fmt.Fprintf(b.out, "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|\n")
+	fmt.Fprintf(b.out, "\n| shards | pool MiB | backlog MiB | GOMEMLIMIT = bound | run | peak RSS MiB | peak pool MiB | bound MiB | RSS / bound | bound held | records/s | in Kafka (missing, extra) | load avg |\n")
+	fmt.Fprintf(b.out, "|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---|---|\n")
 	run := 0
 	for i, r := range rows {
-		if i > 0 && (rows[i-1].shards != r.shards || rows[i-1].pool != r.pool || rows[i-1].backlog != r.backlog) {
+		if i > 0 && (rows[i-1].shards != r.shards || rows[i-1].pool != r.pool || rows[i-1].backlog != r.backlog || rows[i-1].memLimit != r.memLimit) {
 			run = 0
 		}
 		run++
@@ -110,13 +117,16 @@ func (b *bench) memory(ctx context.Context) error {
 		if !r.boundHeld {
 			held = "**no**"
 		}
-		fmt.Fprintf(b.out, "| %d | %s | %s | %d | %s | %s | %s | %.2f | %s | %.0f | %d (%d, %d) | %s |\n",
-			r.shards, mibs(float64(r.pool)), mibs(float64(r.backlog)), run, mibs(float64(r.res.total.maxRSS)), mibs(r.res.peakPool),
-			mibs(r.bound), float64(r.res.total.maxRSS)/r.bound, held, float64(r.res.steady)/r.res.steadyTime.Seconds(),
+		fmt.Fprintf(b.out, "| %d | %s | %s | %s | %d | %s | %s | %s | %.2f | %s | %.0f | %d (%d, %d) | %s |\n",
+			r.shards, mibs(float64(r.pool)), mibs(float64(r.backlog)), yesNo(r.memLimit), run, mibs(float64(r.res.total.maxRSS)), mibs(r.res.peakPool),
+			mibs(r.bound), float64(r.res.total.maxRSS)/r.bound, held, r.res.rate(),
 			r.res.inTopic, r.recordsMissing, r.duplicates, r.res.loadavg)
 	}
-	held := !slices.ContainsFunc(rows, func(r memRow) bool { return !r.boundHeld })
-	fmt.Fprintf(b.out, "\nbound held in every run: %s\n", yesNo(held))
+	for _, lim := range []bool{false, true} {
+		held := !slices.ContainsFunc(rows, func(r memRow) bool { return r.memLimit == lim && !r.boundHeld })
+		fmt.Fprintf(b.out, "\nbound held in every run with GOMEMLIMIT=bound %s: %s", yesNo(lim), yesNo(held))
+	}
+	fmt.Fprintln(b.out)
 	return nil
 }
 
@@ -142,7 +152,7 @@ func (b *bench) idleRSS(ctx context.Context) (int64, error) {
 	if err := writeFile(path, shardbridgeConfig(spec, addr, kp.srv.Endpoint(), kf.broker)); err != nil {
 		return 0, err
 	}
-	ch, err := startChild(b.bins.shardbridge, []string{"run", "--config", path, "--log-level", "warn"}, addr, filepath.Join(b.dir, spec.consumer+".log"))
+	ch, err := startChild(b.bins.shardbridge, []string{"run", "--config", path, "--log-level", "warn"}, nil, addr, filepath.Join(b.dir, spec.consumer+".log"))
 	if err != nil {
 		return 0, err
 	}

@@ -31,6 +31,7 @@ type runSpec struct {
 	liveRate    int           // records/s of the live phase; 0: no live phase
 	liveFor     time.Duration // length of the live phase
 	consumer    string        // EFO consumer name, new for every run
+	env         []string      // added to the child's environment, e.g. GOMEMLIMIT
 }
 
 // runResult is what one run measured.
@@ -81,7 +82,7 @@ func mirror(ctx context.Context, bins binaries, kp *kinesisPeer, spec runSpec, w
 		return res, fmt.Errorf("unknown program %q", spec.prog)
 	}
 	started := time.Now()
-	ch, err := startChild(bin, args, addr, filepath.Join(workDir, spec.consumer+".log"))
+	ch, err := startChild(bin, args, spec.env, addr, filepath.Join(workDir, spec.consumer+".log"))
 	if err != nil {
 		return res, err
 	}
@@ -263,3 +264,11 @@ func percentile(d []time.Duration, p float64) time.Duration {
 type binaries struct{ shardbridge, floor string }
 
 func writeFile(path, text string) error { return os.WriteFile(path, []byte(text), 0o600) }
+
+// rate is records per second over the steady span, 0 when the span was too short to measure.
+func (r runResult) rate() float64 {
+	if r.steady <= 0 || r.steadyTime <= 0 {
+		return 0
+	}
+	return float64(r.steady) / r.steadyTime.Seconds()
+}

@@ -35,7 +35,7 @@ type tpRow struct {
 	res  runResult
 }
 
-func (r tpRow) recordsPerSec() float64 { return float64(r.res.steady) / r.res.steadyTime.Seconds() }
+func (r tpRow) recordsPerSec() float64 { return r.res.rate() }
 
 // cpuPerMillion is CPU seconds per million records over the steady span.
 func (r tpRow) cpuPerMillion() float64 { return r.res.steadyCPU / float64(r.res.steady) * 1e6 }
