@@ -243,12 +243,14 @@ func sameDefault(v reflect.Value, readme string) string {
 // subscriptions_ended_total{reason="expired"} appears. No name is checked only by descriptor.
 func TestReadmeMetricsExposed(t *testing.T) {
 	var documented []string
+	docType, docLabels := map[string]string{}, map[string]string{}
 	for _, cells := range readmeTable(t, "## Metrics") {
 		name, ok := codeSpan(cells[0])
-		if !ok {
-			t.Fatalf("metrics row %q: the name is not a code span", cells)
+		if !ok || len(cells) != 4 {
+			t.Fatalf("metrics row %q: want 4 cells, the name a code span", cells)
 		}
 		documented = append(documented, name)
+		docType[name], docLabels[name] = cells[1], cells[2]
 	}
 
 	const (
@@ -369,7 +371,7 @@ connectors:
 	}
 
 	url := "http://" + st.APIAddr + "/metrics"
-	var families map[string]bool
+	var families map[string]string
 	var samples map[string]float64
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -409,6 +411,24 @@ connectors:
 			t.Errorf("/metrics exposes %s, which README's metrics table does not list", f)
 		}
 	}
+	// The type and label columns say what is exposed.
+	labels := exposedLabels(families, samples)
+	for _, name := range documented {
+		if strings.HasSuffix(name, "*") {
+			continue
+		}
+		if got := families[name]; got != docType[name] {
+			t.Errorf("README says %s is a %s; /metrics says %s", name, docType[name], got)
+		}
+		var want []string
+		if docLabels[name] != "" {
+			want = strings.Split(docLabels[name], ", ")
+		}
+		sort.Strings(want)
+		if got := labels[name]; !slices.Equal(got, want) {
+			t.Errorf("README gives %s the labels %q; /metrics shows %q", name, docLabels[name], strings.Join(got, ", "))
+		}
+	}
 	// The figures to watch name only documented metrics.
 	b, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
 	if err != nil {
@@ -438,8 +458,35 @@ connectors:
 	}
 }
 
+// exposedLabels returns the sorted label names of each family's samples (without a histogram's
+// "le").
+func exposedLabels(families map[string]string, samples map[string]float64) map[string][]string {
+	out := map[string][]string{}
+	for key := range samples {
+		name, rest, _ := strings.Cut(key, "{")
+		if _, ok := families[name]; !ok {
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				if base, ok := strings.CutSuffix(name, suffix); ok && families[base] != "" {
+					name = base
+					break
+				}
+			}
+		}
+		for _, pair := range strings.Split(strings.TrimSuffix(rest, "}"), ",") {
+			label, _, ok := strings.Cut(pair, "=")
+			if ok && label != "le" && !slices.Contains(out[name], label) {
+				out[name] = append(out[name], label)
+			}
+		}
+	}
+	for _, l := range out {
+		sort.Strings(l)
+	}
+	return out
+}
+
 // missingMetrics returns the documented names (or name* prefixes) with no family exposed.
-func missingMetrics(documented []string, families map[string]bool) []string {
+func missingMetrics(documented []string, families map[string]string) []string {
 	var missing []string
 	for _, name := range documented {
 		if prefix, ok := strings.CutSuffix(name, "*"); ok {
@@ -455,7 +502,7 @@ func missingMetrics(documented []string, families map[string]bool) []string {
 			}
 			continue
 		}
-		if !families[name] {
+		if families[name] == "" {
 			missing = append(missing, name)
 		}
 	}
@@ -463,10 +510,10 @@ func missingMetrics(documented []string, families map[string]bool) []string {
 	return missing
 }
 
-// scrape GETs a Prometheus text exposition and returns its family names (from the TYPE lines,
-// which the registry writes only for families with a sample) and the value of every sample
-// line, keyed by its text before the value.
-func scrape(ctx context.Context, url string) (map[string]bool, map[string]float64, error) {
+// scrape GETs a Prometheus text exposition and returns its families' types by name (from the
+// TYPE lines, which the registry writes only for families with a sample) and the value of every
+// sample line, keyed by its text before the value.
+func scrape(ctx context.Context, url string) (map[string]string, map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, nil, err
@@ -480,14 +527,16 @@ func scrape(ctx context.Context, url string) (map[string]bool, map[string]float6
 	if resp.StatusCode != http.StatusOK {
 		return nil, nil, fmt.Errorf("status %s", resp.Status)
 	}
-	families := map[string]bool{}
+	families := map[string]string{}
 	samples := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
 		if rest, ok := strings.CutPrefix(line, "# TYPE "); ok {
-			families[strings.Fields(rest)[0]] = true
+			if f := strings.Fields(rest); len(f) == 2 {
+				families[f[0]] = f[1]
+			}
 			continue
 		}
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -523,3 +572,32 @@ func (b *syncBuffer) String() string {
 }
 
 var _ io.Writer = (*syncBuffer)(nil)
+
+// The README's HTTP API table lists exactly the endpoints runtime/api's package doc lists.
+func TestReadmeAPIEndpoints(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join(repoRoot, "runtime", "api", "doc.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	route := regexp.MustCompile(`(?m)^//\s+(GET|PUT|POST|PATCH|DELETE)\s+(/\S*)`)
+	var want []string
+	for _, m := range route.FindAllStringSubmatch(string(doc), -1) {
+		want = append(want, m[1]+" "+m[2])
+	}
+	if len(want) < 10 {
+		t.Fatalf("found only %d endpoints in runtime/api/doc.go", len(want))
+	}
+	var got []string
+	for _, cells := range readmeTable(t, "## HTTP API") {
+		ep, ok := codeSpan(cells[0])
+		if !ok {
+			t.Fatalf("API row %q: the endpoint is not a code span", cells)
+		}
+		got = append(got, ep)
+	}
+	sort.Strings(want)
+	sort.Strings(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("README's API table lists\n  %s\nruntime/api/doc.go lists\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
