@@ -601,3 +601,30 @@ func TestReadmeAPIEndpoints(t *testing.T) {
 		t.Errorf("README's API table lists\n  %s\nruntime/api/doc.go lists\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
 }
+
+// Every complete config shown in the README (a ```yaml block with a connectors list) validates.
+func TestReadmeConfigBlocksValidate(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(b), -1)
+	n := 0
+	for i, m := range blocks {
+		if !strings.Contains(m[1], "connectors:") {
+			continue
+		}
+		n++
+		path := filepath.Join(t.TempDir(), fmt.Sprintf("readme-%d.yaml", i))
+		if err := os.WriteFile(path, []byte(m[1]), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var out, errOut bytes.Buffer
+		if code := run([]string{"validate", "--config", path}, &out, &errOut); code != 0 {
+			t.Errorf("README's yaml block %d does not validate (exit %d):\n%s\n%s", i, code, m[1], errOut.String())
+		}
+	}
+	if n == 0 {
+		t.Fatal("README shows no complete yaml config")
+	}
+}
