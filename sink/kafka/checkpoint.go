@@ -112,7 +112,12 @@ func (s *CheckpointStore) ensureTopic(ctx context.Context, partitions int32, rf 
 			s.log.Info("created checkpoint topic", "partitions", partitions, "cleanup_policy", compact)
 			return s.waitTopicReady(ctx)
 		case errors.Is(err, kerr.TopicAlreadyExists):
-			// Another worker created it between our look and our create; check what it made.
+			// Another worker (or another connector of this process) created it between our
+			// look and our create. It may not have leaders yet: wait as its creator does, then
+			// check what it made.
+			if err := s.waitTopicReady(ctx); err != nil {
+				return err
+			}
 		default:
 			return fmt.Errorf("create checkpoint topic %s with cleanup.policy=compact: %w", s.topic, err)
 		}

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"sort"
 	"strconv"
@@ -328,5 +329,37 @@ func TestCheckpointKeyEscaping(t *testing.T) {
 	}
 	if got := string(checkpointKey("c1", "orders", "shardId-1")); got != "c1/orders/shardId-1" {
 		t.Errorf("plain key = %q", got)
+	}
+}
+
+// Several stores opened at once on a new cluster (several connectors sharing the default
+// checkpoint topic) race to create the topic. The ones that lose the race must still wait for the
+// topic to be usable, or their first Load fails with UNKNOWN_TOPIC_OR_PARTITION.
+func TestCheckpointStoresRaceToCreateTopic(t *testing.T) {
+	for round := range 5 {
+		_, cfg := newCluster(t)
+		ctx := testCtx(t)
+		const stores = 8
+		errs := make(chan error, stores)
+		for i := range stores {
+			go func() {
+				st, err := NewCheckpointStore(ctx, cfg, "_shardbridge_checkpoints")
+				if err != nil {
+					errs <- fmt.Errorf("store %d: open: %w", i, err)
+					return
+				}
+				defer st.Close(ctx)
+				if _, err := st.Load(ctx, fmt.Sprintf("c%d", i), "orders"); err != nil {
+					errs <- fmt.Errorf("store %d: first load: %w", i, err)
+					return
+				}
+				errs <- nil
+			}()
+		}
+		for range stores {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
 	}
 }
