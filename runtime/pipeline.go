@@ -164,6 +164,7 @@ func (c *Connector) Run(ctx context.Context) error {
 	if err := c.load(ctx); err != nil {
 		c.setFailed(err)
 		c.closed.Store(true)
+		c.log.Error("connector failed", "error", err)
 		return err
 	}
 	c.setState(StateRunning)

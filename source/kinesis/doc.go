@@ -83,7 +83,7 @@
 //
 // # Memory
 //
-// Besides the runtime's pool (pool.max_bytes), the source holds per shard being read: the HTTP/2
+// Besides the runtime's pool (pool.max_pending_bytes), the source holds per shard being read: the HTTP/2
 // receive window, http2_max_receive_buffer_per_stream (default 256KiB; all streams of one
 // connection together are further capped at min(16 x that, 4MiB - 1)); the SDK's payload buffer
 // of the event being decoded (base64, 4/3 of the event); one decoded event held by the SDK's
@@ -91,7 +91,7 @@
 // (they share the decoded data). An event is at most what Kinesis puts in one (about 2 MiB at
 // the 2 MiB/s per-shard rate). So, with E the largest event:
 //
-//	memory ≈ pool.max_bytes + shards x (per-stream window + 3 x E) + fixed overhead
+//	memory ≈ pool.max_pending_bytes + shards x (per-stream window + 3 x E) + fixed overhead
 //
 // Events are usually far below 2 MiB, so for 64 shards at the defaults this is the pool plus
 // 16 MiB of windows plus a few MiB. Emit may block holding one event when the pool has some room
