@@ -178,10 +178,14 @@ func (c *Config) Validate(connector, path string) error {
 		t := true
 		c.EFO.Enabled = &t
 	}
+	derived := false
 	if c.EFO.ConsumerName == "" && c.EFO.ConsumerARN == "" {
 		c.EFO.ConsumerName = "shardbridge-" + connector
+		derived = true
 	}
-	if n := c.EFO.ConsumerName; n != "" && !validConsumerName(n) {
+	// A name derived from an invalid connector name is reported once, at the connector's name,
+	// not again at a key the user never wrote.
+	if n := c.EFO.ConsumerName; n != "" && !derived && !validConsumerName(n) {
 		bad("efo.consumer_name", n, "is not a valid consumer name (1-128 characters of a-z, A-Z, 0-9, '_', '.', '-')",
 			"choose a name made of those characters; it must stay the same across restarts")
 	}
