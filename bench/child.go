@@ -160,11 +160,14 @@ func (c *child) cpuSeconds() (float64, error) {
 }
 
 // peakRSS reads the child's peak resident set size so far (VmHWM, the kernel's high-water mark
-// of this program's address space), or 0 once it has exited.
+// of this program's address space), or 0 once it has exited. It is read while the child is
+// known to be running, never around its exit.
 //
 // rusage's ru_maxrss is no use here: os/exec starts the child with vfork semantics, so until
 // exec the child runs in the bench process's address space, and Linux carries that high-water
-// mark, the size of the bench with its whole in-memory backlog, into the child's maxrss.
+// mark, the size of the bench with its whole in-memory backlog, into the child's maxrss. (Reads
+// of VmHWM made while the child was exiting showed the same inflated figure, so the bench takes
+// the peak at the moment the last record is acknowledged and leaves the drain out.)
 func (c *child) peakRSS() int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
 	if err != nil {
@@ -181,40 +184,26 @@ func (c *child) peakRSS() int64 {
 
 // usage is what the kernel accounted to the child over its whole life.
 type usage struct {
-	cpu    float64 // user + system seconds
-	maxRSS int64   // peak resident set (VmHWM), bytes, read until just before exit
+	cpu float64 // user + system seconds
 }
 
 // stop sends SIGTERM (a graceful drain for shardbridge), waits up to timeout, then kills.
 func (c *child) stop(timeout time.Duration) (usage, error) {
-	hwm := c.peakRSS()
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	t := time.NewTimer(timeout)
 	defer t.Stop()
-	// Keep reading the high-water mark through the drain: the last reading before exit counts.
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-wait:
-	for {
-		select {
-		case <-c.exited:
-			break wait
-		case <-tick.C:
-			hwm = max(hwm, c.peakRSS())
-		case <-t.C:
-			_ = c.cmd.Process.Kill()
-			<-c.exited
-			return usage{}, fmt.Errorf("did not exit within %s of SIGTERM; log: %s", timeout, c.tail())
-		}
+	select {
+	case <-c.exited:
+	case <-t.C:
+		_ = c.cmd.Process.Kill()
+		<-c.exited
+		return usage{}, fmt.Errorf("did not exit within %s of SIGTERM; log: %s", timeout, c.tail())
 	}
 	ru, ok := c.cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	if !ok {
 		return usage{}, errors.New("no rusage for the child")
 	}
-	u := usage{
-		cpu:    time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds(),
-		maxRSS: ru.Maxrss << 10, // Linux reports KiB
-	}
+	u := usage{cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()}
 	if c.waitErr != nil {
 		return u, fmt.Errorf("exit: %w; log: %s", c.waitErr, c.tail())
 	}

@@ -100,13 +100,13 @@ func (b *bench) memory(ctx context.Context) error {
 				return err
 			}
 			rows = append(rows, memRow{memLimit: c.memLimit, shards: c.shards, pool: c.pool, backlog: c.backlog, res: res, bound: bound, fixed: fixed,
-				boundHeld: float64(res.total.maxRSS) <= bound, duplicates: max(0, res.inTopic-res.want), recordsMissing: max(0, res.want-res.inTopic)})
-			b.logf("  peak RSS %s MiB, peak pool %s MiB, bound %s MiB, %.0f records/s",
-				mibs(float64(res.total.maxRSS)), mibs(res.peakPool), mibs(bound), res.rate())
+				boundHeld: float64(res.peakRSS) <= bound, duplicates: max(0, res.inTopic-res.want), recordsMissing: max(0, res.want-res.inTopic)})
+			b.logf("  peak RSS %s MiB, peak heap in use %s MiB, peak pool %s MiB, bound %s MiB, %.0f records/s",
+				mibs(float64(res.peakRSS)), mibs(res.peakHeap), mibs(res.peakPool), mibs(bound), res.rate())
 		}
 	}
-	fmt.Fprintf(b.out, "\n| shards | pool MiB | backlog MiB | GOMEMLIMIT = bound | run | peak RSS MiB | peak pool MiB | bound MiB | RSS / bound | bound held | records/s | in Kafka (missing, extra) | load avg |\n")
-	fmt.Fprintf(b.out, "|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---|---|\n")
+	fmt.Fprintf(b.out, "\n| shards | pool MiB | backlog MiB | GOMEMLIMIT = bound | run | peak RSS MiB | peak Go heap in use MiB | peak pool MiB | bound MiB | RSS / bound | bound held | records/s | in Kafka (missing, extra) | load avg |\n")
+	fmt.Fprintf(b.out, "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---|---|\n")
 	run := 0
 	for i, r := range rows {
 		if i > 0 && (rows[i-1].shards != r.shards || rows[i-1].pool != r.pool || rows[i-1].backlog != r.backlog || rows[i-1].memLimit != r.memLimit) {
@@ -117,9 +117,9 @@ func (b *bench) memory(ctx context.Context) error {
 		if !r.boundHeld {
 			held = "**no**"
 		}
-		fmt.Fprintf(b.out, "| %d | %s | %s | %s | %d | %s | %s | %s | %.2f | %s | %.0f | %d (%d, %d) | %s |\n",
-			r.shards, mibs(float64(r.pool)), mibs(float64(r.backlog)), yesNo(r.memLimit), run, mibs(float64(r.res.total.maxRSS)), mibs(r.res.peakPool),
-			mibs(r.bound), float64(r.res.total.maxRSS)/r.bound, held, r.res.rate(),
+		fmt.Fprintf(b.out, "| %d | %s | %s | %s | %d | %s | %s | %s | %s | %.2f | %s | %.0f | %d (%d, %d) | %s |\n",
+			r.shards, mibs(float64(r.pool)), mibs(float64(r.backlog)), yesNo(r.memLimit), run, mibs(float64(r.res.peakRSS)), mibs(r.res.peakHeap), mibs(r.res.peakPool),
+			mibs(r.bound), float64(r.res.peakRSS)/r.bound, held, r.res.rate(),
 			r.res.inTopic, r.recordsMissing, r.duplicates, r.res.loadavg)
 	}
 	for _, lim := range []bool{false, true} {
@@ -170,11 +170,11 @@ func (b *bench) idleRSS(ctx context.Context) (int64, error) {
 		return 0, ctx.Err()
 	case <-t.C:
 	}
-	u, err := ch.stop(30 * time.Second)
-	if err != nil {
+	rss := ch.peakRSS()
+	if _, err := ch.stop(30 * time.Second); err != nil {
 		return 0, err
 	}
-	return u.maxRSS, nil
+	return rss, nil
 }
 
 func (b *bench) scaled(n int64) int64 { return int64(float64(n) * b.o.scale) }

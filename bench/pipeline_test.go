@@ -26,12 +26,13 @@ import (
 //
 // With BENCH_HEAPPROFILE=path it writes a heap profile once the pool has been more than half
 // full for a moment, which shows what is live besides the pool. BENCH_ACK_DELAY (a duration)
-// delays Kafka's produce responses, as the memory suite does.
+// delays Kafka's produce responses, as the memory suite does; BENCH_POOL_BYTES sets the pool's
+// byte limit (default 64MiB; its record limit is high, so bytes bind).
 func BenchmarkMirror(b *testing.B) {
 	for _, c := range []struct {
 		name         string
 		size, shards int
-	}{{"100B-4shards", 100, 4}, {"100B-32shards", 100, 32}, {"1KiB-32shards", 1024, 32}} {
+	}{{"100B-4shards", 100, 4}, {"100B-32shards", 100, 32}, {"1KiB-8shards", 1024, 8}, {"1KiB-32shards", 1024, 32}} {
 		b.Run(c.name, func(b *testing.B) { benchMirror(b, c.size, c.shards) })
 	}
 }
@@ -62,7 +63,15 @@ func benchMirror(b *testing.B, size, shards int) {
 	}
 
 	reg := prometheus.NewRegistry()
-	pool := runtime.NewPool(tpPoolRecords, tpPoolBytes)
+	poolBytes := int64(tpPoolBytes)
+	if v := os.Getenv("BENCH_POOL_BYTES"); v != "" {
+		n, err := config.ParseByteSize(v)
+		if err != nil {
+			b.Fatalf("BENCH_POOL_BYTES: %v", err)
+		}
+		poolBytes = int64(n)
+	}
+	pool := runtime.NewPool(memPoolRecords, poolBytes)
 	metrics := runtime.NewMetrics(reg, pool)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	on := true
@@ -104,7 +113,7 @@ func benchMirror(b *testing.B, size, shards int) {
 			b.Fatalf("connector stopped early: %v", err)
 		case <-tick.C:
 		}
-		if heapPath != "" && pool.Stats().UsedBytes > tpPoolBytes/2 {
+		if heapPath != "" && pool.Stats().UsedBytes > poolBytes/2 {
 			if fullSince.IsZero() {
 				fullSince = time.Now()
 			} else if time.Since(fullSince) > time.Second {

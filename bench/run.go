@@ -36,18 +36,19 @@ type runSpec struct {
 
 // runResult is what one run measured.
 type runResult struct {
-	backlog     int64         // records in the stream when the run started
-	steady      int64         // records acked between the first and the last sample
-	steadyTime  time.Duration // time from the first sample with an ack to the last record's ack
-	steadyCPU   float64       // child CPU seconds over the same span
-	toFirstAck  time.Duration // from exec to the first sample with an ack
-	peakPool    float64       // highest shardbridge_pool_used_bytes seen
-	peakRSSSeen int64         // VmHWM when the backlog was mirrored
-	total       usage         // whole life, from the kernel at exit
-	inTopic     int64         // records in the Kafka topic at the end
-	want        int64         // records written to the stream in all (backlog + live)
-	latencies   []time.Duration
-	loadavg     string
+	backlog    int64         // records in the stream when the run started
+	steady     int64         // records acked between the first and the last sample
+	steadyTime time.Duration // time from the first sample with an ack to the last record's ack
+	steadyCPU  float64       // child CPU seconds over the same span
+	toFirstAck time.Duration // from exec to the first sample with an ack
+	peakPool   float64       // highest shardbridge_pool_used_bytes seen
+	peakRSS    int64         // VmHWM when the last backlog record was acknowledged
+	peakHeap   float64       // highest go_memstats_heap_inuse_bytes seen (shardbridge only)
+	total      usage         // whole life, from the kernel at exit
+	inTopic    int64         // records in the Kafka topic at the end
+	want       int64         // records written to the stream in all (backlog + live)
+	latencies  []time.Duration
+	loadavg    string
 }
 
 // sampleEvery is how often the child's /metrics and /proc are read. Scraping costs the child a
@@ -130,7 +131,7 @@ func (r *runResult) waitBacklog(ctx context.Context, ch *child, want int64, star
 			return fmt.Errorf("exited early: %v; log: %s", ch.waitErr, ch.tail())
 		case <-tick.C:
 		}
-		m, err := ch.metrics(ctx, "shardbridge_records_acked_total", "shardbridge_pool_used_bytes")
+		m, err := ch.metrics(ctx, "shardbridge_records_acked_total", "shardbridge_pool_used_bytes", "go_memstats_heap_inuse_bytes")
 		cpu, cerr := ch.cpuSeconds()
 		now := time.Now()
 		if err != nil || cerr != nil {
@@ -139,7 +140,8 @@ func (r *runResult) waitBacklog(ctx context.Context, ch *child, want int64, star
 			}
 			continue // not listening yet
 		}
-		r.peakRSSSeen = max(r.peakRSSSeen, ch.peakRSS())
+		r.peakRSS = max(r.peakRSS, ch.peakRSS())
+		r.peakHeap = max(r.peakHeap, m["go_memstats_heap_inuse_bytes"])
 		acked := m["shardbridge_records_acked_total"]
 		r.peakPool = max(r.peakPool, m["shardbridge_pool_used_bytes"])
 		if acked > 0 && firstAt.IsZero() {

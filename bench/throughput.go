@@ -71,7 +71,7 @@ func (b *bench) throughput(ctx context.Context) error {
 				row := tpRow{cfg: c, prog: prog, run: i + 1, res: res}
 				rows = append(rows, row)
 				b.logf("  %.0f records/s, %.2f CPU-s per 1M records, p50 %s p99 %s, RSS %s MiB",
-					row.recordsPerSec(), row.cpuPerMillion(), percentile(res.latencies, 50), percentile(res.latencies, 99), mibs(float64(res.total.maxRSS)))
+					row.recordsPerSec(), row.cpuPerMillion(), percentile(res.latencies, 50), percentile(res.latencies, 99), mibs(float64(res.peakRSS)))
 			}
 		}
 		kp.Close()
@@ -82,7 +82,7 @@ func (b *bench) throughput(ctx context.Context) error {
 	for _, r := range rows {
 		fmt.Fprintf(b.out, "| %d B | %d | %s | %d | %d | %.0f | %.1f | %.2f | %s | %s | %s | %s |\n",
 			r.cfg.size, r.cfg.shards, r.prog, r.run, r.res.backlog, r.recordsPerSec(), r.recordsPerSec()*float64(r.cfg.size)/1e6,
-			r.cpuPerMillion(), ms(percentile(r.res.latencies, 50)), ms(percentile(r.res.latencies, 99)), mibs(float64(r.res.total.maxRSS)), r.res.loadavg)
+			r.cpuPerMillion(), ms(percentile(r.res.latencies, 50)), ms(percentile(r.res.latencies, 99)), mibs(float64(r.res.peakRSS)), r.res.loadavg)
 	}
 	fmt.Fprintf(b.out, "\n### shardbridge over the floor (medians of the runs)\n\n| record | shards | shardbridge records/s | floor records/s | shardbridge CPU-s/1M | floor CPU-s/1M | CPU ratio | target <= 1.25 |\n|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, c := range tpPlan {
