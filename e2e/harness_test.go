@@ -283,26 +283,30 @@ type process struct {
 	exitErr error // set before done closes
 }
 
-// startRuntime runs `shardbridge run --config path --log-format json`, waits for its API address
+// startRuntime runs `shardbridge run --config path... --log-format json`, waits for its API address
 // in the "shardbridge running" log line, and kills it at the end of the test if still running.
 // Its log is printed when the test fails.
-func startRuntime(t testing.TB, name, configPath string) *process {
+func startRuntime(t testing.TB, name string, configPaths ...string) *process {
 	t.Helper()
-	p := launchRuntime(t, name, configPath)
+	p := launchRuntime(t, name, configPaths...)
 	p.waitAPI()
 	return p
 }
 
 // launchRuntime starts the process without waiting for it to listen (see waitAPI), so several
 // can start at the same moment.
-func launchRuntime(t testing.TB, name, configPath string) *process {
+func launchRuntime(t testing.TB, name string, configPaths ...string) *process {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatalf("create log: %v", err)
 	}
-	cmd := exec.Command(binPath, "run", "--config", configPath, "--log-format", "json")
+	args := []string{"run", "--log-format", "json"}
+	for _, path := range configPaths {
+		args = append(args, "--config", path)
+	}
+	cmd := exec.Command(binPath, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
 	if err := cmd.Start(); err != nil {
@@ -424,6 +428,13 @@ func apiFromLog(path string) (string, error) {
 // terminate sends SIGTERM and waits for a clean exit (status 0).
 func (p *process) terminate(within time.Duration) {
 	p.t.Helper()
+	p.terminateWith(within, 0)
+}
+
+// terminateWith sends SIGTERM and waits for the exit status want: 1 when a connector failed
+// (shardbridge exits non-zero naming the failed connectors).
+func (p *process) terminateWith(within time.Duration, want int) {
+	p.t.Helper()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		p.t.Fatalf("%s: SIGTERM: %v", p.name, err)
 	}
@@ -432,8 +443,8 @@ func (p *process) terminate(within time.Duration) {
 	case <-time.After(within):
 		p.t.Fatalf("%s: no exit within %s of SIGTERM", p.name, within)
 	}
-	if p.exitErr != nil {
-		p.t.Fatalf("%s: exit after SIGTERM: %v", p.name, p.exitErr)
+	if code := p.cmd.ProcessState.ExitCode(); code != want {
+		p.t.Fatalf("%s: exit status %d after SIGTERM, want %d (%v)", p.name, code, want, p.exitErr)
 	}
 }
 
