@@ -140,7 +140,7 @@ type kinesisRecord struct {
 	// ArrivalMin and ArrivalMax bound the arrival time when the writer's record is the truth:
 	// Kinesis stamps it during the PutRecords call.
 	ArrivalMin, ArrivalMax int64
-	Counter    int // the per-key counter in the value, -1 if the value is shorter than its prefix
+	Counter                int // the per-key counter in the value, -1 if the value is shorter than its prefix
 }
 
 // readKinesis reads every record of every shard (open and closed) with GetRecords.

@@ -182,4 +182,3 @@ func mentionsLargeSize(msg string) bool {
 	}
 	return false
 }
-
