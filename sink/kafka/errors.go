@@ -21,7 +21,9 @@ type RecordTooLargeError struct {
 }
 
 func (e *RecordTooLargeError) Error() string {
-	return fmt.Sprintf("record of %d bytes is larger than the %d-byte limit; raise sink.kafka.max_message_bytes (and the topic's max.message.bytes) or choose errors.policy dlq or skip",
+	// Not "or choose errors.policy dlq": the dead letter of a too-large record carries the same
+	// data plus headers, so it is too large as well and the connector would stop anyway.
+	return fmt.Sprintf("record of %d bytes is larger than the %d-byte limit; raise sink.kafka.max_message_bytes (and the topic's max.message.bytes) or choose errors.policy skip (its dead letter would be too large too)",
 		e.Size, e.Limit)
 }
 

@@ -288,10 +288,15 @@ func TestTooLargeRecord(t *testing.T) {
 		t.Errorf("error = %+v, want size %d limit 1024", tl, wantSize)
 	}
 	msg := err.Error()
-	for _, want := range []string{strconv.FormatInt(wantSize, 10), "1024", "sink.kafka.max_message_bytes"} {
+	for _, want := range []string{strconv.FormatInt(wantSize, 10), "1024", "sink.kafka.max_message_bytes", "errors.policy skip"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q does not name %q", msg, want)
 		}
+	}
+	// errors.policy dlq cannot take a too-large record (its dead letter is too large too), so the
+	// fix the message offers must not be dlq (the e2e suite found it offered it).
+	if strings.Contains(msg, "dlq") {
+		t.Errorf("error %q suggests errors.policy dlq, which cannot take a too-large record", msg)
 	}
 	if Retryable(err) {
 		t.Error("too-large error classified retryable")
