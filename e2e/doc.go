@@ -1,3 +1,99 @@
-// Package e2e is shardbridge's end-to-end fault suite. It holds only tests; see the package's
-// test files.
+// Package e2e is shardbridge's end-to-end fault suite. It builds the shardbridge binary once
+// with the race detector, runs it as a separate process per scenario with a YAML config, and
+// checks what arrives in Kafka against what was written to Kinesis. The package holds only tests
+// (this file documents them).
+//
+// # How to run it
+//
+//	go test -race ./e2e/              # the whole suite, about 3 minutes on a 2-core machine
+//	go test -race -run TestKillRestart -v ./e2e/
+//
+// It is part of the README's test command (./scripts/test runs go test -race ./...), and
+// .ci/run installs its one outside tool, kcat. Without kcat on PATH every scenario skips and
+// says why; with -short the package skips. A failing scenario prints the process's log, and,
+// when the process was still running, its connector status and pool, record and subscription
+// metrics; a data race reported by the binary fails the scenario.
+//
+// # The peers
+//
+//   - Kinesis: source/kinesis/kinesistest in the test process (HTTPS, HTTP/2), with short
+//     subscription lifetimes (5 s) and heartbeats (500 ms), so every scenario resubscribes.
+//   - Kafka: one kfake broker in the test process, persisting to a data dir, so it can be
+//     closed and started again on the same port with its data.
+//   - Read-back: kcat (librdkafka), a client nobody here wrote, with its JSON envelope.
+//
+// The binary talks to both over loopback as it would to AWS and a Kafka cluster; the config sets
+// endpoint, tls_skip_verify and static credentials. The suite waits on the HTTP API
+// (/connectors/NAME/status, /metrics) and the log, polling with a deadline; it never sleeps to
+// wait for an outcome (the only sleeps are the fault windows themselves: the broker's downtime
+// and the 30 s of produce errors).
+//
+// # What every scenario checks
+//
+// Records are written with PutRecords: 32 partition keys, each value starting with its key and a
+// per-key counter ("k007:00000042:"). The truth is read back from Kinesis with GetRecords (in
+// TestRecordSizesUnderEachPolicy, the writer's own record with PutRecords' answers, see there).
+// Each Kafka message names its record by the headers kinesis.shard_id and
+// kinesis.sequence_number, and must carry that record's key and value byte for byte and its
+// arrival time as timestamp (within the PutRecords call when the writer is the truth). Then:
+//
+//   - Loss: a record with no message. Always 0.
+//   - Duplicates: every message of a record after its first. The bound is per scenario, below.
+//   - Order: all messages of a key are in one partition, and in offset order the first copies
+//     of the key's records have strictly increasing counters (write order). A replay may repeat
+//     records already there, but never puts a new record before an older one.
+//   - After every mirror the pool is empty (records and bytes): every acquire was released.
+//
+// # Scenarios and duplicate bounds
+//
+//   - TestGracefulStopRestart: SIGTERM mid-stream, then a restart. The drain acknowledges what
+//     is in flight and commits final checkpoints: 0 duplicates.
+//   - TestKillRestart: SIGKILL mid-stream, then a restart. Only records after the last committed
+//     checkpoint can be sent again, and every duplicate must be after the checkpoint that was in
+//     the checkpoint topic before the restart. Bound: pool.max_pending_records (in flight, maybe
+//     written, not acknowledged) + the records acknowledged in one checkpoint.interval, plus as
+//     many again for the commit's own latency: with a 2,000-record pool, a 1 s interval and
+//     2,000 records/s, 2,000 + 2 x 2,000 = 6,000. Runs see about 100-150.
+//   - TestKafkaBrokerRestart: the broker is closed mid-stream and started again 3 s later on the
+//     same port and data dir. Produces and checkpoint commits are retried. Bound:
+//     pool.max_pending_records (a batch the broker wrote but could not acknowledge may be sent
+//     again). Runs see 0.
+//   - TestProduceErrorsOnePartition: for 30 s every produce to partition 1 gets
+//     NOT_LEADER_FOR_PARTITION; delivery_timeout is 90 s. The pool fills (at least 90% of its
+//     1,000 records, with readers waiting on it), then recovers. The idempotent producer retries
+//     without duplicates: 0.
+//   - TestKinesisConnectionResets: every subscription's HTTP/2 stream is reset after 4 events,
+//     again and again (at least 12 resets counted by reason). Each reader resumes after its last
+//     emitted record: 0 duplicates, and the process never restarts.
+//   - TestSplitThenMerge: shard 0 is split, then one child is merged with shard 1, while records
+//     are written. 0 duplicates, per-key order across parents and children, and each parent has
+//     an end checkpoint committed before any checkpoint of its children (the checkpoint topic
+//     has one partition, so its offsets order the commits).
+//   - TestConsumerRegistrationRace: two runtimes start at the same moment with the same
+//     efo.consumer_name and no consumer registered (both first describes are answered
+//     ResourceNotFound, so both register, every run). Both come up RUNNING and the stream has one
+//     consumer. They run different connectors into different topics: two processes of one
+//     connector would both write every record to one topic, which is a misconfiguration rather
+//     than a bound. Sharing the consumer they take each other's subscriptions over; each
+//     resumes after its own last record. One is stopped gracefully midway: the other's topic
+//     holds every record with 0 duplicates; the stopped one's topic holds a gap-free prefix of
+//     each shard with 0 duplicates.
+//   - TestPoolFullLongerThanWaitTimeout: produce responses are delayed 3 s with pool.wait_timeout
+//     at 2 s, so readers close subscriptions with reason backpressure_timeout (counted in
+//     shardbridge_kinesis_subscriptions_ended_total) and resubscribe: 0 duplicates.
+//   - TestRecordSizesUnderEachPolicy: 10,000 records of random sizes up to 1 MiB, some over
+//     sink.kafka.max_message_bytes (256KiB), with three connectors (errors.policy fail, dlq,
+//     skip) in one runtime. skip: every record that fits exactly once, the others counted in
+//     shardbridge_records_skipped_total. fail: FAILED with an error naming the size and
+//     max_message_bytes, no checkpoint at or past a shard's first too-large record, nothing in
+//     the topic duplicated or too large, and a restart fails again without passing it. dlq: a
+//     dead letter of a too-large record is too large itself (sink/kafka's contract: data is never
+//     changed, and the dead-letter topic shares max_message_bytes), so the connector fails as
+//     under fail. The sizes: one record in 20 log-uniform over 1 B .. 1 MiB, the rest over
+//     1 B .. 16 KiB, about 50 MiB in all. Log-uniform over 1 B .. 1 MiB for every record is about
+//     740 MiB, and writing that alone took 2m38s under the race detector on the 2-core machine.
+//
+// TestProduceErrorsOnePartition and TestRecordSizesUnderEachPolicy run in parallel (after the
+// others, as go test runs parallel tests): most of the first's time is its fault's 30 s window,
+// and the second is the suite's busiest.
 package e2e

@@ -57,6 +57,7 @@ func recordSize(rng *rand.Rand, i int) int {
 //     contract; the DLQ shares max_message_bytes). The connector goes FAILED naming the dead
 //     letter, with the checkpoint short of the record, as under fail.
 func TestRecordSizesUnderEachPolicy(t *testing.T) {
+	t.Parallel() // overlaps TestProduceErrorsOnePartition's 30 s fault window
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("size seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 7))
