@@ -54,8 +54,9 @@
 //     written, not acknowledged) + the records acknowledged in one checkpoint.interval, plus as
 //     many again for the commit's own latency: with a 2,000-record pool, a 1 s interval and
 //     2,000 records/s, 2,000 + 2 x 2,000 = 6,000. Runs see about 100-150.
-//   - TestKafkaBrokerRestart: the broker is closed mid-stream and started again 3 s later on the
-//     same port and data dir. Produces and checkpoint commits are retried. Bound:
+//   - TestKafkaBrokerRestart: the broker is closed mid-stream and started again on the same port
+//     and data dir once the records it cannot take hold half the pool (and at least 3 s later).
+//     Produces and checkpoint commits are retried. Bound:
 //     pool.max_pending_records (a batch the broker wrote but could not acknowledge may be sent
 //     again). Runs see 0.
 //   - TestProduceErrorsOnePartition: for 30 s every produce to partition 1 gets

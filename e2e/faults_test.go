@@ -18,8 +18,9 @@ import (
 	"github.com/shardbridge/shardbridge/source/kinesis/kinesistest"
 )
 
-// TestKafkaBrokerRestart: the broker goes away mid-stream for a few seconds and comes back on
-// the same port with its data (kfake DataDir). Produces and checkpoint commits fail meanwhile
+// TestKafkaBrokerRestart: the broker goes away mid-stream, for at least 3 s and until the
+// records it cannot take fill half the pool, and comes back on the same port with its data
+// (kfake DataDir). Produces and checkpoint commits fail meanwhile
 // and are retried; nothing is lost. Duplicates are bounded by the records in flight when the
 // broker went down (pool.max_pending_records): a batch the broker wrote but could not
 // acknowledge is sent again, and the idempotent producer's sequence state may not survive the
@@ -34,9 +35,24 @@ func TestKafkaBrokerRestart(t *testing.T) {
 	p := startRuntime(t, "runtime", s.path)
 	p.waitState(s.cfg.Connector, "RUNNING", 30*time.Second)
 	p.waitMetric("shardbridge_records_acked_total", 2000, time.Minute)
-	s.kafka.restart(3 * time.Second)
+	s.kafka.stop()
+	down := time.Now()
+	// The outage lasts until the runtime is visibly held up by it: records it cannot deliver
+	// fill half the pool (writes go on at 1,000 records/s), and at least 3 s.
+	waitUntil(t, time.Minute, "pool filling while the broker is down", func() error {
+		used, err := p.metric("shardbridge_pool_used_records")
+		if err != nil {
+			return err
+		}
+		if used < pool/2 || time.Since(down) < 3*time.Second {
+			return fmt.Errorf("pool at %g records, down for %s", used, time.Since(down).Round(time.Millisecond))
+		}
+		return nil
+	})
+	s.kafka.startAgain()
+	t.Logf("broker down for %s", time.Since(down).Round(time.Millisecond))
 	if n := s.writer.written.Load(); n >= 8000 {
-		t.Fatalf("the writer finished (%d records) before the broker restart: not mid-stream", n)
+		t.Fatalf("the writer finished (%d records) before the broker came back: not mid-stream", n)
 	}
 	if err := wait(); err != nil {
 		t.Fatal(err)

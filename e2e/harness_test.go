@@ -151,12 +151,10 @@ func (k *kafkaBroker) stop() {
 	}
 }
 
-// restart closes the broker, waits down, and starts a new one on the same port and data dir.
-// The port may be briefly unavailable after the close, so the start is retried for a while.
-func (k *kafkaBroker) restart(down time.Duration) {
+// startAgain starts a new broker on the port and data dir of the one stop closed. The port may
+// be briefly unavailable after the close, so the start is retried for a while.
+func (k *kafkaBroker) startAgain() {
 	k.t.Helper()
-	k.stop()
-	time.Sleep(down) // the outage itself: the runtime must ride it out
 	waitUntil(k.t, 10*time.Second, "restart kfake on port "+strconv.Itoa(k.port), func() error { return k.start(k.port) })
 }
 
