@@ -138,8 +138,13 @@ func TestRecordSizesUnderEachPolicy(t *testing.T) {
 				t.Errorf("%s: checkpoint of %s at %s, at or past its first too-large record %s", name, shard, cp.Seq, r.Seq)
 			}
 		}
-		rep := check(consume(t, s.kcat, s.kafka.addr(), name), want)
-		t.Logf("%s: %s, checkpoints %v", name, rep, cps)
+		msgs := consume(t, s.kcat, s.kafka.addr(), name)
+		perShard := map[string]int{}
+		for _, m := range msgs {
+			perShard[header(m, "kinesis.shard_id")]++
+		}
+		rep := check(msgs, want)
+		t.Logf("%s: %s, per shard %v, checkpoints %v", name, rep, perShard, cps)
 		if len(rep.Duplicates) > 0 || len(rep.Problems) > 0 {
 			t.Errorf("%s: %d duplicates, problems %v", name, len(rep.Duplicates), rep.Problems)
 		}
