@@ -18,7 +18,7 @@ func TestCheck(t *testing.T) {
 	msg := func(r kinesisRecord, offset int64) kcat.Message {
 		key, val := r.Key, string(r.Data)
 		return kcat.Message{Partition: 0, Offset: offset, Timestamp: r.ArrivalMs, Key: &key, Value: &val,
-			Headers: []kcat.Header{{Key: "kinesis.shard_id", Value: r.Shard}, {Key: "kinesis.sequence_number", Value: r.Seq}}}
+			Headers: []kcat.Header{{Key: "kinesis.stream", Value: "orders"}, {Key: "kinesis.shard_id", Value: r.Shard}, {Key: "kinesis.sequence_number", Value: r.Seq}}}
 	}
 	good := []kcat.Message{msg(want[0], 0), msg(want[1], 1), msg(want[2], 2)}
 

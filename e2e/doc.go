@@ -47,7 +47,9 @@
 // # Scenarios and duplicate bounds
 //
 //   - TestGracefulStopRestart: SIGTERM mid-stream, then a restart. The drain acknowledges what
-//     is in flight and commits final checkpoints: 0 duplicates.
+//     is in flight and commits final checkpoints: after it each shard's checkpoint is exactly
+//     the shard's last record in Kafka, the restarted process's GET /connectors/NAME/offsets
+//     shows those checkpoints, and the restart gives 0 duplicates.
 //   - TestKillRestart: SIGKILL mid-stream, then a restart. Only records after the last committed
 //     checkpoint can be sent again, and every duplicate must be after the checkpoint that was in
 //     the checkpoint topic before the restart. Bound: pool.max_pending_records (in flight, maybe

@@ -506,6 +506,35 @@ func (p *process) status(connector string) (connectorStatus, error) {
 	return s, nil
 }
 
+// offsets returns GET /connectors/{name}/offsets as shard -> sequence number.
+func (p *process) offsets(connector string) map[string]string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, code, err := p.get(ctx, "/connectors/"+connector+"/offsets")
+	if err != nil || code != http.StatusOK {
+		p.t.Fatalf("%s: GET offsets: %v %d %s", p.name, err, code, b)
+	}
+	var body struct {
+		Offsets []struct {
+			Partition struct {
+				Shard string `json:"shard"`
+			} `json:"partition"`
+			Offset struct {
+				Seq string `json:"sequence_number"`
+			} `json:"offset"`
+		} `json:"offsets"`
+	}
+	if err := json.Unmarshal(b, &body); err != nil {
+		p.t.Fatalf("%s: offsets body %s: %v", p.name, b, err)
+	}
+	out := map[string]string{}
+	for _, o := range body.Offsets {
+		out[o.Partition.Shard] = o.Offset.Seq
+	}
+	return out
+}
+
 func (p *process) waitState(connector, state string, within time.Duration) connectorStatus {
 	p.t.Helper()
 	var last connectorStatus

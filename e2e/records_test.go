@@ -222,9 +222,11 @@ func (r mirrorReport) String() string {
 		r.Messages, r.Expected, len(r.Missing), len(r.Duplicates), len(r.Problems))
 }
 
-// check compares the Kafka messages (as kcat read them) with the records in Kinesis:
+// check compares the Kafka messages (as kcat read them) with the records in Kinesis (every
+// scenario's stream is "orders"):
 //   - each message names its record with the headers kinesis.shard_id and kinesis.sequence_number,
-//     and must carry the record's key and value byte for byte, and its arrival time as timestamp;
+//     carries kinesis.stream "orders", and must carry the record's key and value byte for byte,
+//     and its arrival time as timestamp;
 //   - a record with no message is missing; each further message of a record is a duplicate;
 //   - per key, every message is in the key's one partition, and the first copies of the key's
 //     records, in offset order, are in write order (their counters strictly increase): a replay
@@ -258,6 +260,9 @@ func check(msgs []kcat.Message, want []kinesisRecord) mirrorReport {
 			continue
 		}
 		r := want[i]
+		if st := header(m, "kinesis.stream"); st != "orders" {
+			problem("%s/%s: header kinesis.stream %q, want orders", shard, seq, st)
+		}
 		if m.Key == nil || *m.Key != r.Key {
 			problem("%s/%s: key %v, want %q", shard, seq, deref(m.Key), r.Key)
 		}

@@ -131,8 +131,30 @@ func TestGracefulStopRestart(t *testing.T) {
 	if n := s.writer.written.Load(); n >= total {
 		t.Fatalf("the writer finished (%d records) before the stop: the stop was not mid-stream", n)
 	}
+	// The drain acknowledged everything in flight and committed it: each shard's checkpoint is
+	// the last record of that shard in Kafka.
+	cps := checkpoints(t, s.kcat, s.kafka.addr(), s.cfg.Connector)
+	lastInKafka := map[string]string{}
+	for _, m := range consume(t, s.kcat, s.kafka.addr(), s.cfg.Topic) {
+		shard, seq := header(m, "kinesis.shard_id"), header(m, "kinesis.sequence_number")
+		if seqLess(lastInKafka[shard], seq) {
+			lastInKafka[shard] = seq
+		}
+	}
+	for shard, seq := range lastInKafka {
+		if cps[shard].Seq != seq {
+			t.Errorf("after the drain, %s's checkpoint is %q, but its last record in Kafka is %s", shard, cps[shard].Seq, seq)
+		}
+	}
 
 	p2 := startRuntime(t, "second", s.path)
+	// The API's offsets are the stored checkpoints the restart resumes from.
+	apiOffsets := p2.offsets(s.cfg.Connector)
+	for shard, cp := range cps {
+		if apiOffsets[shard] != cp.Seq {
+			t.Errorf("GET offsets: %s at %q, the checkpoint topic has %s", shard, apiOffsets[shard], cp.Seq)
+		}
+	}
 	if err := wait(); err != nil {
 		t.Fatal(err)
 	}
