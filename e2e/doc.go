@@ -57,7 +57,7 @@
 //     many again for the commit's own latency. The ack rate is the larger of the write rate and
 //     the rate measured over the last interval before the kill: with a 2,000-record pool, a 1 s
 //     interval and about 2,000 records/s the bound is about 2,000 + 2 x 2,000 = 6,000. Runs see
-//     about 130-430, as kfake acknowledges fast and the pool is nearly empty at the kill.
+//     about 130-500, as kfake acknowledges fast and the pool is nearly empty at the kill.
 //   - TestKafkaBrokerRestart: the broker is closed mid-stream and started again on the same port
 //     and data dir once the records it cannot take hold half the pool (and at least 3 s later).
 //     Produces and checkpoint commits are retried. Bound:
