@@ -91,10 +91,11 @@
 //     skip) in one runtime. skip: every record that fits exactly once, the others counted in
 //     shardbridge_records_skipped_total. fail: FAILED with an error naming the size and
 //     max_message_bytes, no checkpoint at or past a shard's first too-large record, nothing in
-//     the topic duplicated or too large, and a restart fails again without passing it. dlq: a
-//     dead letter of a too-large record is too large itself (sink/kafka's contract: data is never
-//     changed, and the dead-letter topic shares max_message_bytes), so the connector fails as
-//     under fail. The sizes: one record in 20 log-uniform over 1 B .. 1 MiB, the rest over
+//     the topic duplicated or too large, and a restart fails again without passing it. dlq: every
+//     record that fits exactly once in the mirror topic, every too-large one exactly once and
+//     whole in the dead-letter topic (whose max.message.bytes is raised to 12 MiB; dead letters
+//     may be up to sink.kafka.dlq_max_message_bytes, 11MiB), with shardbridge.error naming the
+//     size and max_message_bytes; the connector keeps running. The sizes: one record in 20 log-uniform over 1 B .. 1 MiB, the rest over
 //     1 B .. 16 KiB, about 50 MiB in all. Log-uniform over 1 B .. 1 MiB for every record is about
 //     740 MiB, and writing that alone took 2m38s under the race detector on the 2-core machine.
 //

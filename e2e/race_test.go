@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -118,5 +119,30 @@ func createTopic(t testing.TB, broker, topic string, partitions int32) {
 	defer cancel()
 	if _, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, 1, nil, topic); err != nil {
 		t.Fatalf("create topic %s: %v", topic, err)
+	}
+}
+
+// setTopicConfig sets topic-level configs such as max.message.bytes on an existing topic.
+func setTopicConfig(t testing.TB, broker, topic string, configs map[string]string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var alter []kadm.AlterConfig
+	for k, v := range configs {
+		alter = append(alter, kadm.AlterConfig{Op: kadm.SetConfig, Name: k, Value: &v})
+	}
+	rs, err := kadm.NewClient(cl).AlterTopicConfigs(ctx, alter, topic)
+	if err == nil {
+		for _, r := range rs {
+			err = errors.Join(err, r.Err)
+		}
+	}
+	if err != nil {
+		t.Fatalf("set configs of topic %s: %v", topic, err)
 	}
 }

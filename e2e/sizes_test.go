@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -52,10 +53,11 @@ func recordSize(rng *rand.Rand, i int) int {
 //     failing shard after the too-large one, and of other shards, may have been produced before
 //     the failure stopped the connector, so their absence is not asserted); a restart fails
 //     again at a too-large record, never past the checkpoint;
-//   - dlq: a dead letter is the record plus error headers, so a too-large record's dead letter is
-//     too large as well, and sink/kafka refuses it rather than change the data (its documented
-//     contract; the DLQ shares max_message_bytes). The connector goes FAILED naming the dead
-//     letter, with the checkpoint short of the record, as under fail.
+//   - dlq: every record that fits arrives exactly once in the mirror topic, and every too-large
+//     one exactly once in the dead-letter topic, whole (dead letters may be as large as
+//     sink.kafka.dlq_max_message_bytes, 11MiB by default; the dead-letter topic is created with a
+//     max.message.bytes to match), with the shardbridge.* headers naming the cause and the
+//     original topic. The connector keeps running.
 func TestRecordSizesUnderEachPolicy(t *testing.T) {
 	t.Parallel() // overlaps TestProduceErrorsOnePartition's 30 s fault window
 	seed := uint64(time.Now().UnixNano())
@@ -82,6 +84,7 @@ func TestRecordSizesUnderEachPolicy(t *testing.T) {
 	s.writer.keep = true
 	createTopic(t, s.kafka.addr(), "fail", 4)
 	createTopic(t, s.kafka.addr(), "dlq", 4)
+	setTopicConfig(t, s.kafka.addr(), "dead-letters", map[string]string{"max.message.bytes": strconv.Itoa(12 << 20)})
 	cfgFail, cfgDLQ := s.cfg, s.cfg
 	cfgFail.Connector, cfgFail.Topic, cfgFail.Policy, cfgFail.DLQTopic = "fail", "fail", "fail", ""
 	cfgDLQ.Connector, cfgDLQ.Topic, cfgDLQ.Policy = "dlq", "dlq", "dlq"
@@ -109,13 +112,37 @@ func TestRecordSizesUnderEachPolicy(t *testing.T) {
 
 	p := startRuntime(t, "runtime", s.path, pathFail, pathDLQ)
 
-	// fail and dlq stop at a too-large record.
-	for _, name := range []string{"fail", "dlq"} {
-		st := p.waitState(name, "FAILED", 2*time.Minute)
-		if !strings.Contains(st.Error, "max_message_bytes") || !mentionsLargeSize(st.Error) {
-			t.Errorf("%s: error %q names neither max_message_bytes nor the size of a too-large record", name, st.Error)
+	// fail stops at a too-large record.
+	st := p.waitState("fail", "FAILED", 2*time.Minute)
+	if !strings.Contains(st.Error, "max_message_bytes") || !mentionsLargeSize(st.Error) {
+		t.Errorf("fail: error %q names neither max_message_bytes nor the size of a too-large record", st.Error)
+	}
+	t.Logf("fail: FAILED: %s", st.Error)
+
+	// dlq mirrors every record that fits and dead-letters the others, whole.
+	var tooLarge []kinesisRecord
+	for _, r := range want {
+		if len(r.Data) > sizesSmall {
+			tooLarge = append(tooLarge, r)
 		}
-		t.Logf("%s: FAILED: %s", name, st.Error)
+	}
+	waitMirrored(t, s.kcat, s.kafka.addr(), "dlq", small, 4*time.Minute)
+	waitMirrored(t, s.kcat, s.kafka.addr(), "dead-letters", tooLarge, 4*time.Minute)
+	if st, err := p.status("dlq"); err != nil || st.State != "RUNNING" {
+		t.Errorf("dlq: state %s (%s), %v; want RUNNING", st.State, st.Error, err)
+	}
+	assertExact(t, check(consume(t, s.kcat, s.kafka.addr(), "dlq"), small))
+	dead := consume(t, s.kcat, s.kafka.addr(), "dead-letters")
+	rep := check(dead, tooLarge)
+	t.Logf("dead letters: %s", rep)
+	assertExact(t, rep)
+	for _, m := range dead {
+		if cause := header(m, "shardbridge.error"); !strings.Contains(cause, "max_message_bytes") || !mentionsLargeSize(cause) {
+			t.Errorf("dead letter %s/%s: shardbridge.error %q does not name the size and max_message_bytes", header(m, "kinesis.shard_id"), header(m, "kinesis.sequence_number"), cause)
+		}
+		if orig := header(m, "shardbridge.original_topic"); orig != "dlq" {
+			t.Errorf("dead letter: shardbridge.original_topic %q; want dlq", orig)
+		}
 	}
 
 	// skip mirrors every record that fits, and counts the others.
@@ -125,13 +152,13 @@ func TestRecordSizesUnderEachPolicy(t *testing.T) {
 	if int(skipped) != len(want)-len(small) {
 		t.Errorf("skip: %g records skipped, want %d", skipped, len(want)-len(small))
 	}
-	p.terminateWith(time.Minute, 1) // fail and dlq failed: the process says so in its status
+	p.terminateWith(time.Minute, 1) // fail failed: the process says so in its exit status
 	t.Logf("skip mirrored %d records and skipped %g in %s", len(small), skipped, time.Since(start).Round(time.Millisecond))
-	rep := check(consume(t, s.kcat, s.kafka.addr(), "skip"), small)
+	rep = check(consume(t, s.kcat, s.kafka.addr(), "skip"), small)
 	t.Logf("skip: %s", rep)
 	assertExact(t, rep)
 
-	for _, name := range []string{"fail", "dlq"} {
+	for _, name := range []string{"fail"} {
 		cps := checkpoints(t, s.kcat, s.kafka.addr(), name)
 		for shard, r := range firstLarge {
 			if cp, ok := cps[shard]; ok && !seqLess(cp.Seq, r.Seq) {
@@ -158,12 +185,10 @@ func TestRecordSizesUnderEachPolicy(t *testing.T) {
 			}
 		}
 	}
-	dl := consume(t, s.kcat, s.kafka.addr(), "dead-letters")
-	t.Logf("dead-letter topic holds %d records", len(dl))
 
 	// A restart of fail re-reads from its checkpoint and fails again at a too-large record.
 	p2 := startRuntime(t, "restart", pathFail)
-	st := p2.waitState("fail", "FAILED", 2*time.Minute)
+	st = p2.waitState("fail", "FAILED", 2*time.Minute)
 	if !mentionsLargeSize(st.Error) {
 		t.Errorf("fail after restart: error %q does not name a too-large record's size", st.Error)
 	}

@@ -23,6 +23,7 @@ const (
 	DefaultMaxBufferedRecords = 10000
 	DefaultMaxBufferedBytes   = 64 << 20
 	DefaultMaxMessageBytes    = 1 << 20
+	DefaultDLQMaxMessageBytes = 11 << 20
 	DefaultRequestTimeout     = 30 * time.Second
 	DefaultDeliveryTimeout    = 2 * time.Minute
 )
@@ -74,6 +75,13 @@ type Config struct {
 	// larger is not produced; it fails with *RecordTooLargeError and errors.policy decides.
 	// Default 1MiB; between 512B and 1GiB.
 	MaxMessageBytes config.ByteSize `koanf:"max_message_bytes" json:"max_message_bytes,omitempty"`
+	// DLQMaxMessageBytes is the largest dead letter (the record plus the shardbridge.* error
+	// headers) written to errors.dlq_topic. Default 11MiB: room for any Kinesis record (10 MiB
+	// at most), so a record refused for being over max_message_bytes can still be dead-lettered.
+	// The dead-letter topic must accept records this large: set its max.message.bytes to match,
+	// or the dead letter fails with MESSAGE_TOO_LARGE and the connector stops. At least
+	// max_message_bytes; at most 1GiB.
+	DLQMaxMessageBytes config.ByteSize `koanf:"dlq_max_message_bytes" json:"dlq_max_message_bytes,omitempty"`
 	// RequestTimeout bounds one request to a broker, and the connectivity check at start.
 	// Default 30s.
 	RequestTimeout config.Duration `koanf:"request_timeout" json:"request_timeout,omitempty"`
@@ -204,6 +212,20 @@ func (c *Config) Validate(connector, path string) error {
 	if !msgOK {
 		bad("max_message_bytes", c.MaxMessageBytes, "must be between 512B and 1GiB",
 			`set it to the topic's max.message.bytes, e.g. "1MiB"`)
+	}
+
+	if c.DLQMaxMessageBytes == 0 {
+		c.DLQMaxMessageBytes = DefaultDLQMaxMessageBytes
+		if msgOK && c.DLQMaxMessageBytes < c.MaxMessageBytes {
+			c.DLQMaxMessageBytes = c.MaxMessageBytes
+		}
+	}
+	if c.DLQMaxMessageBytes < minMessageBytes || c.DLQMaxMessageBytes > maxMessageBytes {
+		bad("dlq_max_message_bytes", c.DLQMaxMessageBytes, "must be between 512B and 1GiB",
+			`set it to the dead-letter topic's max.message.bytes, e.g. "11MiB"`)
+	} else if msgOK && c.DLQMaxMessageBytes < c.MaxMessageBytes {
+		bad("dlq_max_message_bytes", c.DLQMaxMessageBytes, fmt.Sprintf("smaller than max_message_bytes (%s), so a record that failed for another reason might not fit its dead letter", c.MaxMessageBytes),
+			"raise dlq_max_message_bytes to at least max_message_bytes")
 	}
 
 	if c.MaxBufferedBytes == 0 {

@@ -65,10 +65,12 @@
 //   - shardbridge.stream, shardbridge.shard_id: where it came from
 //   - shardbridge.sequence_number, shardbridge.sub_sequence_number: its Kinesis position
 //
-// Data is never changed to make a dead letter fit: when the dead letter is larger than
-// max_message_bytes (a too-large record always is), WriteDeadLetter returns a
-// *RecordTooLargeError and the pipeline stops without a checkpoint past the record. Choose
-// errors.policy skip, or raise the limit, for records that can be larger than the topic allows.
+// Dead letters go through a producer of their own, whose limit is dlq_max_message_bytes
+// (default 11MiB, room for any Kinesis record), so a record refused for being over
+// max_message_bytes is dead-lettered whole; the dead-letter topic's max.message.bytes must be as
+// large. Data is never changed to make a dead letter fit: a dead letter over dlq_max_message_bytes
+// (or refused by the broker as too large) makes WriteDeadLetter return a *RecordTooLargeError
+// naming the setting, and the pipeline stops without a checkpoint past the record.
 //
 // # Checkpoints
 //

@@ -11,19 +11,23 @@ import (
 )
 
 // RecordTooLargeError is the error a record is acked with when it cannot fit in one Kafka
-// message: Size is its encoded size alone in a record batch, Limit is sink.kafka.max_message_bytes.
-// Such a record is never produced.
+// message: Size is its encoded size alone in a record batch, Limit the limit it broke, Setting the
+// key of that limit (sink.kafka.max_message_bytes for a mirrored record, or
+// sink.kafka.dlq_max_message_bytes for a dead letter). Such a record is never produced.
 type RecordTooLargeError struct {
-	Size  int64
-	Limit int64
+	Size    int64
+	Limit   int64
+	Setting string // "" means sink.kafka.max_message_bytes
 	// Err is the underlying client error when franz-go itself refused the record, else nil.
 	Err error
 }
 
 func (e *RecordTooLargeError) Error() string {
-	// Not "or choose errors.policy dlq": the dead letter of a too-large record carries the same
-	// data plus headers, so it is too large as well and the connector would stop anyway.
-	return fmt.Sprintf("record of %d bytes is larger than the %d-byte limit; raise sink.kafka.max_message_bytes (and the topic's max.message.bytes) or choose errors.policy skip (its dead letter would be too large too)",
+	if e.Setting != "" && e.Setting != "sink.kafka.max_message_bytes" {
+		return fmt.Sprintf("record of %d bytes is larger than the %d-byte limit; raise %s (and the dead-letter topic's max.message.bytes)",
+			e.Size, e.Limit, e.Setting)
+	}
+	return fmt.Sprintf("record of %d bytes is larger than the %d-byte limit; raise sink.kafka.max_message_bytes (and the topic's max.message.bytes), or choose errors.policy dlq (dead letters may be up to sink.kafka.dlq_max_message_bytes) or skip",
 		e.Size, e.Limit)
 }
 

@@ -38,6 +38,7 @@ type Sink struct {
 	cl        *kgo.Client
 	topic     *topicTemplate
 	dlqTopic  string
+	kgoOpts   []kgo.Opt // extra client options (tests), for the dead-letter client too
 	connector string
 	log       *slog.Logger
 	m         *sinkMetrics
@@ -51,6 +52,12 @@ type Sink struct {
 	// exclusively by Close, so no record is handed over after the client is closed.
 	mu     sync.RWMutex
 	closed bool // guarded by mu
+
+	// dlqMu guards dlqCl, the dead-letter producer. It is a client of its own, made on the first
+	// dead letter, because its batch limit (dlq_max_message_bytes) is larger than the mirror's
+	// and franz-go's batch limit is per client.
+	dlqMu sync.Mutex
+	dlqCl *kgo.Client
 
 	inflight  atomic.Int64
 	idleMu    sync.Mutex      // idleMu guards idleWaits
@@ -93,6 +100,7 @@ func NewSink(ctx context.Context, cfg Config, opts ...Option) (*Sink, error) {
 		cl:         cl,
 		topic:      tmpl,
 		dlqTopic:   o.dlqTopic,
+		kgoOpts:    o.kgoOpts,
 		connector:  o.connector,
 		log:        log,
 		m:          newSinkMetrics(o.reg, o.connector),
@@ -290,6 +298,11 @@ func (s *Sink) Close(ctx context.Context) error {
 		s.closed = true
 		s.mu.Unlock()
 		s.cl.Close()
+		s.dlqMu.Lock()
+		if s.dlqCl != nil {
+			s.dlqCl.Close()
+		}
+		s.dlqMu.Unlock()
 		if err := s.waitIdle(ctx); err != nil {
 			s.closeErr = fmt.Errorf("close kafka sink: %d records still waiting for their acks: %w", s.inflight.Load(), err)
 		}
@@ -329,16 +342,21 @@ func (s *Sink) WriteDeadLetter(ctx context.Context, rec *runtime.Record, cause e
 		kgo.RecordHeader{Key: HeaderSubSequenceNumber, Value: []byte(strconv.FormatInt(rec.Position.SubSequence, 10))},
 	)
 	size := kgoBatchSize(kr)
-	if size > s.limit {
+	limit := int64(s.cfg.DLQMaxMessageBytes)
+	if size > limit {
 		return fmt.Errorf("write dead letter for shard %s record %s to %s: %w", rec.Shard, rec.Position, s.dlqTopic,
-			&RecordTooLargeError{Size: size, Limit: s.limit})
+			&RecordTooLargeError{Size: size, Limit: limit, Setting: "sink.kafka.dlq_max_message_bytes"})
+	}
+	cl, err := s.deadLetterClient(ctx)
+	if err != nil {
+		return fmt.Errorf("write dead letter for shard %s record %s to %s: %w", rec.Shard, rec.Position, s.dlqTopic, err)
 	}
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.DeliveryTimeout.D())
 	defer cancel()
-	if err := s.cl.ProduceSync(dctx, kr).FirstErr(); err != nil {
+	if err := cl.ProduceSync(dctx, kr).FirstErr(); err != nil {
 		switch {
 		case errors.Is(err, kerr.MessageTooLarge):
-			err = &RecordTooLargeError{Size: size, Limit: s.limit, Err: err}
+			err = &RecordTooLargeError{Size: size, Limit: limit, Setting: "sink.kafka.dlq_max_message_bytes", Err: err}
 		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
 			err = fmt.Errorf("%w (%s): %w", ErrDeliveryTimeout, s.cfg.DeliveryTimeout, err)
 		}
@@ -348,4 +366,30 @@ func (s *Sink) WriteDeadLetter(ctx context.Context, rec *runtime.Record, cause e
 	s.log.Info("record written to dead-letter topic", "stream", rec.Stream, "shard", rec.Shard,
 		"position", rec.Position.String(), "topic", s.dlqTopic, "cause", causeMsg)
 	return nil
+}
+
+// deadLetterClient returns the dead-letter producer, making it on first use with the sink's
+// options but a batch limit of dlq_max_message_bytes.
+func (s *Sink) deadLetterClient(ctx context.Context) (*kgo.Client, error) {
+	s.dlqMu.Lock()
+	defer s.dlqMu.Unlock()
+	if s.dlqCl != nil {
+		return s.dlqCl, nil
+	}
+	opts, err := clientOpts(ctx, &s.cfg, s.log)
+	if err != nil {
+		return nil, err
+	}
+	limit := int(s.cfg.DLQMaxMessageBytes)
+	opts = append(opts, s.kgoOpts...)
+	opts = append(opts,
+		kgo.ProducerBatchMaxBytes(int32(limit)+batchFraming),
+		kgo.MaxBufferedBytes(max(int(s.cfg.MaxBufferedBytes), limit)),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("dead-letter client: %w", err)
+	}
+	s.dlqCl = cl
+	return cl, nil
 }

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -288,15 +289,10 @@ func TestTooLargeRecord(t *testing.T) {
 		t.Errorf("error = %+v, want size %d limit 1024", tl, wantSize)
 	}
 	msg := err.Error()
-	for _, want := range []string{strconv.FormatInt(wantSize, 10), "1024", "sink.kafka.max_message_bytes", "errors.policy skip"} {
+	for _, want := range []string{strconv.FormatInt(wantSize, 10), "1024", "sink.kafka.max_message_bytes", "errors.policy dlq", "dlq_max_message_bytes", "skip"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q does not name %q", msg, want)
 		}
-	}
-	// errors.policy dlq cannot take a too-large record (its dead letter is too large too), so the
-	// fix the message offers must not be dlq (the e2e suite found it offered it).
-	if strings.Contains(msg, "dlq") {
-		t.Errorf("error %q suggests errors.policy dlq, which cannot take a too-large record", msg)
 	}
 	if Retryable(err) {
 		t.Error("too-large error classified retryable")
@@ -323,12 +319,14 @@ func TestTooLargeRecord(t *testing.T) {
 	}
 }
 
-// TestWriteDeadLetter checks the dead letter's content and that a dead letter too large for the
-// topic is refused rather than changed.
+// TestWriteDeadLetter checks the dead letter's content; that a record too large for the mirror
+// topic still fits its dead letter, up to dlq_max_message_bytes; and that a dead letter over that
+// limit is refused rather than changed.
 func TestWriteDeadLetter(t *testing.T) {
 	kc := kcat.Find(t)
 	c, cfg := newCluster(t, kfake.SeedTopics(1, "mirror.s", "dlq"))
 	cfg.MaxMessageBytes = 2048
+	cfg.DLQMaxMessageBytes = 8192
 	ctx := testCtx(t)
 	s, err := NewSink(ctx, cfg, WithDeadLetterTopic("dlq"))
 	if err != nil {
@@ -341,19 +339,28 @@ func TestWriteDeadLetter(t *testing.T) {
 	if err := s.WriteDeadLetter(ctx, &rec, errors.New("boom")); err != nil {
 		t.Fatal(err)
 	}
+	// Over max_message_bytes, within dlq_max_message_bytes: dead-lettered whole.
 	big := makeRecord("s", "shard-7", "pk", 43, time.UnixMilli(1_234_567))
-	big.Value = make([]byte, 4096)
-	err = s.WriteDeadLetter(ctx, &big, &RecordTooLargeError{Size: 5000, Limit: 2048})
+	big.Value = bytes.Repeat([]byte("b"), 4096)
+	if err := s.WriteDeadLetter(ctx, &big, &RecordTooLargeError{Size: 4200, Limit: 2048}); err != nil {
+		t.Fatalf("dead letter of a record over max_message_bytes but within dlq_max_message_bytes: %v", err)
+	}
+	huge := makeRecord("s", "shard-7", "pk", 44, time.UnixMilli(1_234_567))
+	huge.Value = make([]byte, 16384)
+	err = s.WriteDeadLetter(ctx, &huge, &RecordTooLargeError{Size: 16500, Limit: 2048})
 	var tl *RecordTooLargeError
-	if !errors.As(err, &tl) || tl.Limit != 2048 {
-		t.Errorf("too-large dead letter: %v, want *RecordTooLargeError", err)
+	if !errors.As(err, &tl) || tl.Limit != 8192 || !strings.Contains(err.Error(), "sink.kafka.dlq_max_message_bytes") {
+		t.Errorf("too-large dead letter: %v, want *RecordTooLargeError naming dlq_max_message_bytes", err)
 	}
 	msgs, err := kc.Consume(ctx, c.ListenAddrs()[0], "dlq")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(msgs) != 1 {
-		t.Fatalf("dlq holds %d records, want 1", len(msgs))
+	if len(msgs) != 2 {
+		t.Fatalf("dlq holds %d records, want 2", len(msgs))
+	}
+	if *msgs[1].Value != string(big.Value) {
+		t.Errorf("the large dead letter's value changed: %d bytes", len(*msgs[1].Value))
 	}
 	m := msgs[0]
 	if *m.Key != "pk" || *m.Value != string(rec.Value) || !m.Time().Equal(rec.Timestamp) {
@@ -373,8 +380,8 @@ func TestWriteDeadLetter(t *testing.T) {
 	if fmt.Sprint(m.Headers) != fmt.Sprint(want) {
 		t.Errorf("headers\n got %v\nwant %v", m.Headers, want)
 	}
-	if got := metricValue(s.m.dlq); got != 1 {
-		t.Errorf("dead letters metric = %v", got)
+	if got := metricValue(s.m.dlq); got != 2 {
+		t.Errorf("dead letters metric = %v, want 2", got)
 	}
 }
 
