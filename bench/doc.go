@@ -22,8 +22,9 @@
 //   - progress and the pool from its /metrics (shardbridge_records_acked_total,
 //     shardbridge_pool_used_bytes), read every 100ms; the floor serves the first of these;
 //   - CPU from /proc/PID/stat (utime + stime), read at the same moments;
-//   - peak RSS from /proc/PID/status VmHWM, read until just before the child exits (rusage's
-//     maxrss would report the bench's own size: see child.peakRSS).
+//   - peak RSS from /proc/PID/status VmHWM, read at every sample up to the last
+//     acknowledgement, so the drain is left out (rusage's maxrss would report the bench's own
+//     size: see child.peakRSS).
 //
 // The backlog phase ends at the first sample that shows every record acknowledged. Records/s
 // and CPU per record are taken between the first sample that shows an acknowledgement and that
