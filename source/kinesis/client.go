@@ -87,11 +87,16 @@ func newClient(ctx context.Context, cfg *Config) (*kinesis.Client, error) {
 	}), nil
 }
 
-// shimClient puts initialResponseTransport in front of the SDK's HTTP client.
+// shimClient puts initialResponseTransport, and the read gate of a SubscribeToShard call
+// (see readGate), in front of the SDK's HTTP client.
 type shimClient struct{ next kinesis.HTTPClient }
 
 func (c shimClient) Do(req *http.Request) (*http.Response, error) {
-	return initialResponseTransport{next: roundTripFunc(c.next.Do)}.RoundTrip(req)
+	resp, err := initialResponseTransport{next: roundTripFunc(c.next.Do)}.RoundTrip(req)
+	if err == nil {
+		gateBody(req, resp) // outermost: the supplied initial-response is a message too
+	}
+	return resp, err
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)

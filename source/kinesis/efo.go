@@ -43,7 +43,8 @@ func (r *shardReader) runEFO(ctx context.Context) error {
 			pos.SequenceNumber = aws.String(seq)
 		}
 		lastCall = s.now()
-		out, err := r.run.api.SubscribeToShard(ctx, &kinesis.SubscribeToShardInput{
+		gate := newReadGate()
+		out, err := r.run.api.SubscribeToShard(withReadGate(ctx, gate), &kinesis.SubscribeToShardInput{
 			ConsumerARN: aws.String(r.run.consumerARN), ShardId: aws.String(r.st.id), StartingPosition: pos,
 		}, ownEventStreamCodec)
 		if err != nil {
@@ -58,7 +59,7 @@ func (r *shardReader) runEFO(ctx context.Context) error {
 		r.met.subsOpened.Inc()
 		s.update(r.st, func(st *shardState) { st.subStart = s.now(); st.state = StateReading })
 		stream := out.GetStream()
-		delivered, rerr := r.readSubscription(ctx, stream)
+		delivered, rerr := r.readSubscription(ctx, stream, gate)
 		// Close is clean: it stops the SDK's reader goroutine and the HTTP/2 stream.
 		_ = stream.Close()
 		if delivered {
@@ -117,7 +118,7 @@ func ownEventStreamCodec(o *kinesis.Options) {
 // readSubscription reads events until the subscription ends. It returns whether any event
 // arrived, and why it ended: nil for a clean end of the stream, errShardEnded, errBackpressure,
 // errIdle, or the stream's error.
-func (r *shardReader) readSubscription(ctx context.Context, stream *kinesis.SubscribeToShardEventStream) (bool, error) {
+func (r *shardReader) readSubscription(ctx context.Context, stream *kinesis.SubscribeToShardEventStream, gate *readGate) (bool, error) {
 	s := r.run.s
 	events := stream.Events()
 	delivered := false
@@ -136,6 +137,8 @@ func (r *shardReader) readSubscription(ctx context.Context, stream *kinesis.Subs
 			return delivered, err
 		}
 		s.setState(r.st, StateReading)
+		// Only now may the SDK read the next event off the connection.
+		gate.grant()
 		// The watchdog counts only time spent waiting for an event, not for pool space.
 		idle.Reset(s.cfg.IdleTimeout.D())
 		var ev types.SubscribeToShardEventStream
