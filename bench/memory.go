@@ -27,6 +27,11 @@ var (
 	sweepBacklogs = []int64{64 * mib, 1024 * mib}
 )
 
+// memEventFactor is the per-shard event term of the documented bound (source/kinesis/doc.go,
+// "Memory"): decoding one event of E bytes allocates about 5 x E (the SDK's payload buffer grown
+// by doubling to the base64 message, the buffers it outgrew, and the decoded records).
+const memEventFactor = 5
+
 type memRow struct {
 	memLimit       bool // the child ran with GOMEMLIMIT set to the bound
 	shards         int
@@ -40,13 +45,18 @@ type memRow struct {
 }
 
 func (b *bench) memory(ctx context.Context) error {
-	fixed, err := b.idleRSS(ctx)
+	idle, err := b.idleRSS(ctx)
 	if err != nil {
 		return fmt.Errorf("idle process: %w", err)
 	}
-	fmt.Fprintf(b.out, "\n## Memory\n\nfixed overhead (peak RSS of an idle shardbridge reading 1 empty shard): %s MiB\n", mibs(float64(fixed)))
-	fmt.Fprintf(b.out, "bound = pool.max_pending_bytes + shards x (%d KiB HTTP/2 window + 3 x E) + fixed, E = %s MiB (largest event)\n",
-		memWindow/kib, mibs(float64(b.o.eventBytes)))
+	fixed, err := b.loadedFixed(ctx)
+	if err != nil {
+		return fmt.Errorf("one-shard calibration: %w", err)
+	}
+	fmt.Fprintf(b.out, "\n## Memory\n\nidle process (peak RSS of a shardbridge reading 1 empty shard): %s MiB\n", mibs(float64(idle)))
+	fmt.Fprintf(b.out, "fixed overhead under load (peak RSS of a 1-shard mirror with slow acks, minus its peak pool and its own shard term, GOMEMLIMIT unset): %s MiB\n", mibs(float64(fixed)))
+	fmt.Fprintf(b.out, "bound = pool.max_pending_bytes + shards x (%d KiB HTTP/2 window + %d x E) + fixed, E = %s MiB (largest event)\n",
+		memWindow/kib, memEventFactor, mibs(float64(b.o.eventBytes)))
 	var rows []memRow
 	type cfg struct {
 		shards        int
@@ -87,7 +97,7 @@ func (b *bench) memory(ctx context.Context) error {
 				return err
 			}
 		}
-		bound := float64(c.pool) + float64(c.shards)*float64(memWindow+3*b.o.eventBytes) + float64(fixed)
+		bound := float64(c.pool) + float64(c.shards)*float64(memWindow+memEventFactor*b.o.eventBytes) + float64(fixed)
 		for i := range b.o.repeat {
 			spec := runSpec{prog: progShardbridge, partitions: memPartitions, poolBytes: c.pool, poolRecords: memPoolRecords,
 				ackDelay: memAckDelay, consumer: b.consumer("mem")}
@@ -130,7 +140,34 @@ func (b *bench) memory(ctx context.Context) error {
 	return nil
 }
 
-// idleRSS is the fixed overhead: the peak RSS of a shardbridge process subscribed to one empty
+// loadedFixed measures the fixed overhead under load: one shard mirrors a backlog while Kafka
+// acknowledges slowly, and whatever its peak RSS holds beyond the pool's peak use and the
+// shard's own term (window + memEventFactor x E) is the part that does not scale with shards or
+// the pool: the Go runtime, the binary, the Kafka client's request buffers and compressors. It
+// runs without GOMEMLIMIT, so it includes the collector's headroom: a conservative figure.
+func (b *bench) loadedFixed(ctx context.Context) (int64, error) {
+	kp, err := startKinesis(1, memRecordSize, b.o.eventBytes)
+	if err != nil {
+		return 0, err
+	}
+	defer kp.Close()
+	backlog := b.scaled(32 * mib)
+	b.logf("memory: calibrating the fixed overhead: 1 shard, %s MiB backlog, slow acks", mibs(float64(backlog)))
+	if err := kp.put(ctx, backlog/memRecordSize, 4); err != nil {
+		return 0, err
+	}
+	spec := runSpec{prog: progShardbridge, partitions: memPartitions, poolBytes: 16 * mib, poolRecords: memPoolRecords,
+		ackDelay: memAckDelay, consumer: b.consumer("calibrate")}
+	res, err := mirror(ctx, b.bins, kp, spec, b.dir)
+	if err != nil {
+		return 0, err
+	}
+	fixed := res.peakRSS - int64(res.peakPool) - int64(memWindow+memEventFactor*b.o.eventBytes)
+	b.logf("  peak RSS %s MiB, peak pool %s MiB: fixed overhead %s MiB", mibs(float64(res.peakRSS)), mibs(res.peakPool), mibs(float64(fixed)))
+	return max(fixed, 0), nil
+}
+
+// idleRSS is the peak RSS of a shardbridge process subscribed to one empty
 // shard, left idle for two seconds after it subscribed.
 func (b *bench) idleRSS(ctx context.Context) (int64, error) {
 	kp, err := startKinesis(1, memRecordSize, b.o.eventBytes)

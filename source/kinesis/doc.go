@@ -83,20 +83,25 @@
 //
 // # Memory
 //
-// Besides the runtime's pool (pool.max_pending_bytes), the source holds per shard being read: the HTTP/2
-// receive window, http2_max_receive_buffer_per_stream (default 256KiB; all streams of one
-// connection together are further capped at min(16 x that, 4MiB - 1)); the SDK's payload buffer
-// of the event being decoded (base64, 4/3 of the event); one decoded event held by the SDK's
-// reader goroutine while the shard waits for pool space; and the records of the event in hand
-// (they share the decoded data). An event is at most what Kinesis puts in one (about 2 MiB at
-// the 2 MiB/s per-shard rate). So, with E the largest event:
+// Besides the runtime's pool (pool.max_pending_bytes), the source holds per shard being read: the
+// HTTP/2 receive window, http2_max_receive_buffer_per_stream (default 256KiB; all streams of one
+// connection together are further capped at min(16 x that, 4MiB - 1)), and the event being
+// decoded. aws-sdk-go-v2 reads a subscription with goroutines of its own that would decode the
+// next events while the reader waits for pool space; the read gate (gate.go) lets the SDK read
+// one event-stream message per credit, and the reader grants a credit only after WaitForSpace,
+// so a waiting shard holds no decoded event beyond the one it asked for. Decoding an event of E
+// bytes allocates about 5 x E: the SDK grows a payload buffer by doubling to the base64 message
+// (4/3 x E, so up to 8/3 x E, plus the smaller buffers it outgrew), then decodes the records
+// (E). An event is at most what Kinesis puts in one (about 2 MiB at the 2 MiB/s per-shard
+// rate). So:
 //
-//	memory ≈ pool.max_pending_bytes + shards x (per-stream window + 3 x E) + fixed overhead
+//	memory ≈ pool.max_pending_bytes + shards x (per-stream window + 5 x E) + fixed overhead
 //
-// Events are usually far below 2 MiB, so for 64 shards at the defaults this is the pool plus
-// 16 MiB of windows plus a few MiB. Emit may block holding one event when the pool has some room
-// but not enough for the whole event; that event counts in the 3 x E. The test
-// TestBackpressure64ShardsBoundedMemory measures it with a sink that never acknowledges.
+// with a fixed overhead of about 25 MiB idle and about 90 MiB under load (Go's heap headroom, the
+// Kafka client's request buffers and compressors). It is an estimate, not a guarantee:
+// BENCHMARKS.md measures it at 8, 32 and 128 shards with full 2 MiB events, where it held in 9 of
+// 14 runs and was exceeded by up to 15% in the others. The test
+// TestBackpressure64ShardsBoundedMemory checks the heap with a sink that never acknowledges.
 //
 // # Metrics
 //
