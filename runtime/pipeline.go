@@ -91,6 +91,7 @@ type Connector struct {
 	running  chan struct{}            // closed while not paused
 	ended    map[string]chan struct{} // closed once the shard's end is in the store
 	written  map[string]Mark          // last mark written per shard
+	pending  map[string]*atomic.Int64 // bytes emitted and not yet done, per shard
 	lastErrs []string
 }
 
@@ -145,6 +146,7 @@ func NewConnector(opts ConnectorOptions) (*Connector, error) {
 		running:  make(chan struct{}),
 		ended:    make(map[string]chan struct{}),
 		written:  make(map[string]Mark),
+		pending:  make(map[string]*atomic.Int64),
 	}
 	close(c.running)
 	c.ackFn = c.ack
@@ -388,11 +390,14 @@ func (c *Connector) Emit(ctx context.Context, shard string, recs []Record) error
 		return err
 	}
 	st := c.tracker.Shard(shard)
+	pending := c.pendingBytes(shard)
+	pending.Add(bytes)
 	for i := range recs {
 		r := &recs[i]
 		r.ticket = st.Register(r.Position)
 		r.track = st
 		r.conn = c
+		r.pending = pending
 	}
 	c.inflight.Add(n)
 	c.opts.Metrics.emitted(c.opts.Name, n, bytes)
@@ -477,8 +482,21 @@ func (c *Connector) done(r *Record) {
 	c.release(r)
 }
 
+// pendingBytes returns the shard's pending-bytes counter, made on first use.
+func (c *Connector) pendingBytes(shard string) *atomic.Int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.pending[shard]
+	if !ok {
+		p = new(atomic.Int64)
+		c.pending[shard] = p
+	}
+	return p
+}
+
 func (c *Connector) release(r *Record) {
 	c.opts.Pool.Release(1, r.size)
+	r.pending.Add(-r.size)
 	if c.inflight.Add(-1) == 0 {
 		select {
 		case c.zero <- struct{}{}:
@@ -582,10 +600,11 @@ func (c *Connector) Unpause() {
 
 // ShardStatus is the pipeline's view of one shard.
 type ShardStatus struct {
-	Shard      string       `json:"shard"`
-	InFlight   int          `json:"pending_records"`
-	Checkpoint *Mark        `json:"checkpoint,omitempty"`
-	Reader     *ShardReport `json:"reader,omitempty"`
+	Shard        string       `json:"shard"`
+	InFlight     int          `json:"pending_records"`
+	PendingBytes int64        `json:"pending_bytes"`
+	Checkpoint   *Mark        `json:"checkpoint,omitempty"`
+	Reader       *ShardReport `json:"reader,omitempty"`
 }
 
 // Status is a connector's state for the HTTP API.
@@ -609,6 +628,9 @@ func (c *Connector) Status() Status {
 	for _, id := range c.tracker.Shards() {
 		seen[id] = true
 		ss := ShardStatus{Shard: id, InFlight: c.tracker.Shard(id).InFlight()}
+		if p, ok := c.pending[id]; ok {
+			ss.PendingBytes = p.Load()
+		}
 		if m, ok := c.written[id]; ok {
 			ss.Checkpoint = &m
 		}

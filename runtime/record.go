@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -45,10 +46,11 @@ type Record struct {
 	Position Position
 
 	// Set by the pipeline in Emit.
-	size   int64
-	ticket Ticket
-	track  *ShardTracker
-	conn   *Connector
+	size    int64
+	ticket  Ticket
+	track   *ShardTracker
+	conn    *Connector
+	pending *atomic.Int64 // the shard's pending bytes, for status
 }
 
 // Size is what the record counts for in the pool's byte limit: key, value and header bytes.

@@ -132,6 +132,13 @@ func TestReadEndpoints(t *testing.T) {
 	if st.State != runtime.StateRunning || st.InFlight != 10 || len(st.Shards) == 0 || st.Shards[0].InFlight == 0 {
 		t.Fatalf("status %+v; want RUNNING with the pool's 10 records pending in shards", st)
 	}
+	var pendingBytes int64
+	for _, sh := range st.Shards {
+		pendingBytes += sh.PendingBytes
+	}
+	if pendingBytes != 10 { // ten records of one byte each
+		t.Fatalf("shards report %d pending bytes; want 10", pendingBytes)
+	}
 	code, body = f.do(t, "GET", "/connectors/nope/status", "", false)
 	if code != 404 || !strings.Contains(body, `"error_code": 404`) || !strings.Contains(body, "nope") {
 		t.Fatalf("unknown connector: %d %s", code, body)
@@ -196,7 +203,7 @@ func TestPauseAndResume(t *testing.T) {
 		f.release()
 		st := f.state(t)
 		for _, sh := range st.Shards {
-			if sh.InFlight != 0 || sh.Checkpoint == nil {
+			if sh.InFlight != 0 || sh.Checkpoint == nil || sh.PendingBytes != 0 {
 				return false
 			}
 		}
