@@ -255,9 +255,10 @@ func devProgress(ctx context.Context, o devOptions, st started, written *atomic.
 	lastMirrored, lastChange := int64(-1), time.Now()
 	defer fmt.Fprintln(out)
 	for {
-		mirrored := int64(counterValue(st, "shardbridge_records_acked_total"))
+		m := metricSums(st)
+		mirrored := int64(m["shardbridge_records_acked_total"])
 		status, _ := st.Worker.Status("dev-mirror")
-		line := fmt.Sprintf("\rwritten %d | mirrored %d | pool %s | lag %s   ", written.Load(), mirrored, poolUse(st), lagLine(status))
+		line := fmt.Sprintf("\rwritten %d | mirrored %d | pool %s | lag %s   ", written.Load(), mirrored, poolUse(m), lagLine(status))
 		fmt.Fprint(out, line)
 		if o.records > 0 && mirrored >= int64(o.records) {
 			return nil
@@ -285,11 +286,9 @@ func devProgress(ctx context.Context, o devOptions, st started, written *atomic.
 	}
 }
 
-func poolUse(st started) string {
-	used := gaugeValue(st, "shardbridge_pool_used_records")
-	limit := gaugeValue(st, "shardbridge_pool_limit_records")
-	bytes := gaugeValue(st, "shardbridge_pool_used_bytes")
-	return fmt.Sprintf("%.0f/%.0f records, %.1f MiB", used, limit, bytes/(1<<20))
+func poolUse(m map[string]float64) string {
+	return fmt.Sprintf("%.0f/%.0f records, %.1f MiB", m["shardbridge_pool_used_records"], m["shardbridge_pool_limit_records"],
+		m["shardbridge_pool_used_bytes"]/(1<<20))
 }
 
 func lagLine(s runtime.ConnectorStatus) string {
@@ -312,25 +311,19 @@ func lagLine(s runtime.ConnectorStatus) string {
 	return strings.Join(parts, " ")
 }
 
-func gaugeValue(st started, name string) float64 { return metricSum(st, name) }
-
-func counterValue(st started, name string) float64 { return metricSum(st, name) }
-
-func metricSum(st started, name string) float64 {
+// metricSums gathers the runtime's metrics once and sums each family over its labels.
+func metricSums(st started) map[string]float64 {
+	out := map[string]float64{}
 	mfs, err := st.Metrics.Gather()
 	if err != nil {
-		return 0
+		return out
 	}
-	var sum float64
 	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
 		for _, m := range mf.GetMetric() {
-			sum += metricValue(m)
+			out[mf.GetName()] += metricValue(m)
 		}
 	}
-	return sum
+	return out
 }
 
 func metricValue(m *dto.Metric) float64 {

@@ -121,12 +121,9 @@ func (s *Server) listConsumers(body []byte) (any, *apiError) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	limit := 100
-	if in.MaxResults != nil {
-		if *in.MaxResults < 1 || *in.MaxResults > 10000 {
-			return nil, errf("ValidationException", "MaxResults must be between 1 and 10000")
-		}
-		limit = *in.MaxResults
+	limit, err := pageLimit(in.MaxResults, 100, "MaxResults")
+	if err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

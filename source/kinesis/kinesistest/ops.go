@@ -281,12 +281,9 @@ func (s *Server) describeStream(body []byte) (any, *apiError) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	limit := 100
-	if in.Limit != nil {
-		if *in.Limit < 1 || *in.Limit > 10000 {
-			return nil, errf("ValidationException", "Limit must be between 1 and 10000")
-		}
-		limit = *in.Limit
+	limit, err := pageLimit(in.Limit, 100, "Limit")
+	if err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -341,12 +338,9 @@ func (s *Server) listStreams(body []byte) (any, *apiError) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	limit := 100
-	if in.Limit != nil {
-		if *in.Limit < 1 || *in.Limit > 10000 {
-			return nil, errf("ValidationException", "Limit must be between 1 and 10000")
-		}
-		limit = *in.Limit
+	limit, err := pageLimit(in.Limit, 100, "Limit")
+	if err != nil {
+		return nil, err
 	}
 	after := in.ExclusiveStartStreamName
 	if in.NextToken != "" {
@@ -419,12 +413,9 @@ func (s *Server) listShards(body []byte) (any, *apiError) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	limit := 1000
-	if in.MaxResults != nil {
-		if *in.MaxResults < 1 || *in.MaxResults > 10000 {
-			return nil, errf("ValidationException", "MaxResults must be between 1 and 10000")
-		}
-		limit = *in.MaxResults
+	limit, err := pageLimit(in.MaxResults, 1000, "MaxResults")
+	if err != nil {
+		return nil, err
 	}
 	after := in.ExclusiveStartShardId
 	filter := in.ShardFilter
@@ -768,12 +759,9 @@ func (s *Server) getRecords(body []byte) (any, *apiError) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	limit := 10000
-	if in.Limit != nil {
-		if *in.Limit < 1 || *in.Limit > 10000 {
-			return nil, errf("ValidationException", "Limit must be between 1 and 10000")
-		}
-		limit = *in.Limit
+	limit, err := pageLimit(in.Limit, 10000, "Limit")
+	if err != nil {
+		return nil, err
 	}
 	it, ok := decodeIterator(in.ShardIterator)
 	if !ok {
@@ -850,4 +838,16 @@ func childShards(st *stream, sh *shard) []*shard {
 		}
 	}
 	return out
+}
+
+// pageLimit is a request's optional Limit or MaxResults (field names which): def when absent, and
+// a ValidationException outside 1..10000, as Kinesis answers.
+func pageLimit(v *int, def int, field string) (int, *apiError) {
+	if v == nil {
+		return def, nil
+	}
+	if *v < 1 || *v > 10000 {
+		return 0, errf("ValidationException", "%s must be between 1 and 10000", field)
+	}
+	return *v, nil
 }
