@@ -69,6 +69,7 @@ type Worker struct {
 	conns map[string]*managed
 	wg    sync.WaitGroup
 	ctx   context.Context // set by Run; parent of every connector run
+	ended chan struct{}   // a run ended; buffered, so the send never blocks
 }
 
 type managed struct {
@@ -86,7 +87,7 @@ func NewWorker(pool *Pool, metrics *Metrics, log *slog.Logger, specs ...Connecto
 	if log == nil {
 		log = slog.Default()
 	}
-	w := &Worker{pool: pool, metrics: metrics, log: log, conns: map[string]*managed{}}
+	w := &Worker{pool: pool, metrics: metrics, log: log, conns: map[string]*managed{}, ended: make(chan struct{}, 1)}
 	for _, s := range specs {
 		if _, dup := w.conns[s.Name]; dup {
 			return nil, fmt.Errorf("runtime: two connectors are named %q", s.Name)
@@ -97,8 +98,9 @@ func NewWorker(pool *Pool, metrics *Metrics, log *slog.Logger, specs ...Connecto
 }
 
 // Run starts every connector and blocks until ctx ends; then it stops them all (each drains) and
-// returns. It returns an error naming the connectors that failed, if any did and none remain
-// running, so a process with only failed connectors exits non-zero.
+// returns. It also returns, with an error naming them, once every connector has failed, so a
+// process with only failed connectors exits non-zero. A connector stopped on request keeps the
+// Worker running: it can be started again.
 func (w *Worker) Run(ctx context.Context) error {
 	w.mu.Lock()
 	w.ctx = ctx
@@ -107,50 +109,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.mu.Unlock()
 
-	allEnded := make(chan struct{})
-	go func() {
-		// Wake Run when every connector has ended by itself (all failed, say).
-		for {
-			w.mu.Lock()
-			var wait []chan struct{}
-			for _, m := range w.conns {
-				if m.done != nil {
-					wait = append(wait, m.done)
-				}
-			}
-			w.mu.Unlock()
-			if len(wait) == 0 {
-				close(allEnded)
-				return
-			}
-			for _, d := range wait {
-				select {
-				case <-d:
-				case <-ctx.Done():
-					return
-				}
-			}
-			w.mu.Lock()
-			running := false
-			for _, m := range w.conns {
-				if m.done != nil {
-					select {
-					case <-m.done:
-					default:
-						running = true
-					}
-				}
-			}
-			w.mu.Unlock()
-			if !running {
-				close(allEnded)
-				return
-			}
+	for !w.allFailed() {
+		select {
+		case <-ctx.Done():
+		case <-w.ended:
+			continue
 		}
-	}()
-	select {
-	case <-ctx.Done():
-	case <-allEnded:
+		break
 	}
 	w.mu.Lock()
 	for _, m := range w.conns {
@@ -188,6 +153,13 @@ func (w *Worker) startLocked(m *managed) {
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
+		defer func() {
+			// After close(done), so that Run, woken, sees this run as ended.
+			select {
+			case w.ended <- struct{}{}:
+			default:
+			}
+		}()
 		defer close(done)
 		defer cancel()
 		err := w.runOnce(ctx, m)
@@ -201,6 +173,19 @@ func (w *Worker) startLocked(m *managed) {
 			m.state = StateStopped
 		}
 	}()
+}
+
+// allFailed reports whether no connector runs and every one has failed (vacuously true when there
+// are none).
+func (w *Worker) allFailed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, m := range w.conns {
+		if (m.done != nil && !isClosed(m.done)) || m.state != StateFailed {
+			return false
+		}
+	}
+	return true
 }
 
 func (w *Worker) runOnce(ctx context.Context, m *managed) error {

@@ -26,6 +26,8 @@ type fixture struct {
 	sinkP atomic.Pointer[runtimetest.HoldSink] // the current run's sink
 	store *runtimetest.MemoryStore
 	pool  *runtime.Pool
+	// runDone receives Worker.Run's result; it must not end while the test runs.
+	runDone chan error
 }
 
 func start(t *testing.T) *fixture {
@@ -58,6 +60,7 @@ func start(t *testing.T) *fixture {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	f.runDone = done
 	go func() { done <- w.Run(ctx) }()
 	f.srv = httptest.NewServer(api.Handler(w, api.Options{Token: token, Gatherer: reg}))
 	t.Cleanup(func() {
@@ -258,6 +261,14 @@ func TestOffsetsEditOnlyWhileStopped(t *testing.T) {
 	}
 	if st := f.state(t); st.State != runtime.StateStopped {
 		t.Fatalf("state after stop %s; want STOPPED", st.State)
+	}
+	// The only connector is stopped on request: the Worker (and so the process) keeps running,
+	// so that it can be started again.
+	select {
+	case err := <-f.runDone:
+		f.runDone <- err // for the cleanup
+		t.Fatalf("Worker.Run returned (%v) once its only connector was stopped on request", err)
+	case <-time.After(200 * time.Millisecond):
 	}
 	for _, bad := range []string{`{"offsets":[]}`, `{"offsets":[{"partition":{"shard":"shard-0"},"offset":{"sequence_number":"abc"}}]}`, `not json`, `{"offsets":[{"partition":{},"offset":{"sequence_number":"1"}}]}`} {
 		if code, body := f.do(t, "PATCH", "/connectors/orders-mirror/offsets", bad, true); code != 400 || !strings.Contains(body, "message") {
