@@ -287,6 +287,8 @@ func keyTypeName(t reflect.Type) string {
 		return "duration"
 	case reflect.TypeFor[config.Secret]():
 		return "secret"
+	case reflect.TypeFor[config.MemoryLimit]():
+		return "auto, off or size"
 	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()

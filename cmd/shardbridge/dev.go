@@ -104,7 +104,7 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 	startedCh := make(chan started, 1)
 	runDone := make(chan error, 1)
 	go func() {
-		runDone <- runConfig(runCtx, cfg, log, func(s started) { startedCh <- s })
+		runDone <- runConfig(runCtx, cfg, log, runOptions{onStart: func(s started) { startedCh <- s }})
 	}()
 	var st started
 	select {

@@ -209,6 +209,11 @@ func sameDefault(v reflect.Value, readme string) string {
 			return ""
 		}
 		return "a non-empty secret"
+	case config.MemoryLimit:
+		if m, err := config.ParseMemoryLimit(readme); err == nil && m == x {
+			return ""
+		}
+		return x.String()
 	}
 	var got string
 	switch v.Kind() {
@@ -350,7 +355,7 @@ connectors:
 	ctx, cancel := context.WithCancel(context.Background())
 	startedCh := make(chan started, 1)
 	runDone := make(chan error, 1)
-	go func() { runDone <- runConfig(ctx, cfg, log, func(s started) { startedCh <- s }) }()
+	go func() { runDone <- runConfig(ctx, cfg, log, runOptions{onStart: func(s started) { startedCh <- s }}) }()
 	// runConfig is owned here: cancel it and wait for it however the test ends.
 	var runErr error
 	stopped := false

@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -44,7 +46,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		return fmt.Errorf("invalid config (run 'shardbridge validate' for the list)")
 	}
-	return runConfig(ctx, cfg, log, nil)
+	return runConfig(ctx, cfg, log, runOptions{setMemoryLimit: debug.SetMemoryLimit})
 }
 
 // started reports the addresses a running process serves on; the dev command and tests use it.
@@ -54,11 +56,20 @@ type started struct {
 	Metrics *prometheus.Registry
 }
 
-// runConfig runs every connector of cfg and the HTTP API until ctx ends, then drains. onStart, when
-// set, is called once everything is listening.
-func runConfig(ctx context.Context, cfg *config.Config, log *slog.Logger, onStart func(started)) error {
+// runOptions are what callers of runConfig vary.
+type runOptions struct {
+	// onStart, when set, is called once everything is listening.
+	onStart func(started)
+	// setMemoryLimit applies cfg.MemoryLimit (runtime/debug.SetMemoryLimit). nil leaves the
+	// process's limit alone: dev hosts Kinesis and Kafka in the same heap, which no limit sized
+	// for shardbridge alone would fit.
+	setMemoryLimit func(int64) int64
+}
+
+// runConfig runs every connector of cfg and the HTTP API until ctx ends, then drains.
+func runConfig(ctx context.Context, cfg *config.Config, log *slog.Logger, opts runOptions) error {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(goCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	pool := runtime.NewPool(cfg.Pool.MaxPendingRecords, int64(cfg.Pool.MaxPendingBytes))
 	metrics := runtime.NewMetrics(reg, pool)
 
@@ -101,17 +112,65 @@ func runConfig(ctx context.Context, cfg *config.Config, log *slog.Logger, onStar
 		}
 	}()
 	log.Info("shardbridge running", "version", version, "api", "http://"+ln.Addr().String(), "connectors", len(specs))
-	if onStart != nil {
-		onStart(started{APIAddr: ln.Addr().String(), Worker: w, Metrics: reg})
+	// The governor stops with the Worker, which may end before ctx (every connector failed).
+	govCtx, stopGov := context.WithCancel(ctx)
+	defer stopGov()
+	if opts.setMemoryLimit != nil {
+		if follow := applyMemoryLimit(cfg, w, opts.setMemoryLimit, log); follow != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				follow(govCtx, memoryCheckEvery)
+			}()
+		}
+	}
+	if opts.onStart != nil {
+		opts.onStart(started{APIAddr: ln.Addr().String(), Worker: w, Metrics: reg})
 	}
 
 	runErr := w.Run(ctx)
+	stopGov()
 
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutCtx)
 	wg.Wait()
 	return runErr
+}
+
+// memoryCheckEvery is how often an "auto" memory limit follows the shards being read. A check
+// costs two uncontended locks per connector.
+const memoryCheckEvery = 250 * time.Millisecond
+
+// applyMemoryLimit applies cfg.MemoryLimit now: a GOMEMLIMIT in the environment wins (Go applied
+// it at start), "off" sets nothing, a size is set as written, and "auto" is sized from the pool
+// and the shards being read (runtime.MemoryBudget). For "auto" it returns the loop that keeps
+// the limit following the shards; otherwise nil.
+func applyMemoryLimit(cfg *config.Config, w *runtime.Worker, set func(int64) int64, log *slog.Logger) func(ctx context.Context, every time.Duration) {
+	if env, ok := os.LookupEnv("GOMEMLIMIT"); ok {
+		log.Info("memory limit from GOMEMLIMIT; memory_limit is not applied", "GOMEMLIMIT", env, "memory_limit", cfg.MemoryLimit.String())
+		return nil
+	}
+	switch cfg.MemoryLimit {
+	case config.MemoryLimitOff:
+		return nil
+	case config.MemoryLimitAuto:
+		b := runtime.MemoryBudget{PoolBytes: int64(cfg.Pool.MaxPendingBytes), Base: runtime.DefaultMemoryBase, Held: w.HeldBytes}
+		return b.Govern(set, log)
+	}
+	set(cfg.MemoryLimit.Bytes())
+	log.Info("memory limit set", "memory_limit", cfg.MemoryLimit.String())
+	return nil
+}
+
+// goCollector is the Go runtime collector with, besides its defaults (which include
+// go_gc_gomemlimit_bytes), the live heap and the collector's CPU time: the two figures that say
+// whether a memory limit is tight.
+func goCollector() prometheus.Collector {
+	return collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+		collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)},
+		collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/cpu/classes/gc/total:cpu-seconds$`)},
+	))
 }
 
 func isLoopback(host string) bool {

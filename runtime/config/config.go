@@ -22,6 +22,7 @@ const (
 	DefaultCheckpointTopic   = "_shardbridge_checkpoints"
 	DefaultCheckpointEvery   = Duration(5 * time.Second)
 	DefaultErrorPolicy       = PolicyFail
+	DefaultMemoryLimit       = MemoryLimitAuto
 )
 
 // Error policies for records that fail for good (Errors.Policy).
@@ -55,6 +56,9 @@ type Config struct {
 	// ShutdownTimeout is how long a drain waits for in-flight records to be acknowledged
 	// before final checkpoints are written. Default 30s; must be > 0.
 	ShutdownTimeout Duration `koanf:"shutdown_timeout" json:"shutdown_timeout"`
+	// MemoryLimit is the soft memory limit given to Go's memory manager: "auto" (default),
+	// "off" or a size of at least 32MiB. GOMEMLIMIT in the environment takes precedence.
+	MemoryLimit MemoryLimit `koanf:"memory_limit" json:"memory_limit"`
 	// Connectors are the Source-to-Sink pipelines to run. Default none. When several files
 	// are loaded, their lists are concatenated in load order.
 	Connectors []Connector `koanf:"connectors" json:"connectors"`
@@ -151,6 +155,7 @@ func Default() Config {
 		HTTP:            HTTP{Addr: DefaultHTTPAddr},
 		Pool:            Pool{MaxPendingRecords: DefaultMaxPendingRecords, MaxPendingBytes: DefaultMaxPendingBytes, WaitTimeout: DefaultWaitTimeout},
 		ShutdownTimeout: DefaultShutdownTimeout,
+		MemoryLimit:     DefaultMemoryLimit,
 	}
 }
 
@@ -197,6 +202,9 @@ func (c *Config) validate(skip map[string]bool) []error {
 	}
 	if c.Pool.WaitTimeout <= 0 || c.Pool.WaitTimeout >= MaxWaitTimeout {
 		add("pool.wait_timeout", c.Pool.WaitTimeout.String(), "must be more than 0s and less than 5m, because a subscription lives at most 5 minutes", `use a duration such as "30s"`)
+	}
+	if c.MemoryLimit > 0 && c.MemoryLimit < MinMemoryLimit {
+		add("memory_limit", c.MemoryLimit.String(), "must be at least 32MiB", `use "auto", "off" or a size such as "1GiB"`)
 	}
 	if c.ShutdownTimeout <= 0 {
 		add("shutdown_timeout", c.ShutdownTimeout.String(), "must be more than 0s", `use a duration such as "30s"`)

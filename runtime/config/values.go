@@ -320,3 +320,69 @@ var (
 	_ slog.LogValuer           = Secret("")
 	_ json.Marshaler           = Secret("")
 )
+
+// MemoryLimit is the memory_limit setting: the soft limit the process gives Go's memory
+// manager (runtime/debug.SetMemoryLimit). It is written as "auto" (the limit follows what the
+// process may hold: the pool, the shards being read and a fixed base; see the README's
+// "Memory"), "off" (no limit: the collector lets the heap grow to about twice what is live), or
+// a size such as "1GiB" (at least MinMemoryLimit). A GOMEMLIMIT environment variable takes
+// precedence over all three.
+type MemoryLimit int64
+
+const (
+	// MemoryLimitOff sets no limit.
+	MemoryLimitOff MemoryLimit = 0
+	// MemoryLimitAuto sizes the limit from the configuration and the shards being read.
+	MemoryLimitAuto MemoryLimit = -1
+	// MinMemoryLimit is the smallest fixed memory_limit: below it the collector would run
+	// almost without pause.
+	MinMemoryLimit = MemoryLimit(32 << 20)
+)
+
+const memoryLimitForms = `use "auto", "off" or a size such as "1GiB"`
+
+// ParseMemoryLimit parses s as described on MemoryLimit. A size below MinMemoryLimit parses;
+// Validate rejects it.
+func ParseMemoryLimit(s string) (MemoryLimit, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "auto":
+		return MemoryLimitAuto, nil
+	case "off":
+		return MemoryLimitOff, nil
+	}
+	b, err := ParseByteSize(s)
+	if err != nil {
+		return 0, &valueError{Value: s, Problem: "not auto, off or a size", Fix: memoryLimitForms}
+	}
+	if b == 0 {
+		return 0, &valueError{Value: s, Problem: "a zero limit is ambiguous", Fix: `use "off" for no limit, or a size such as "1GiB"`}
+	}
+	return MemoryLimit(b), nil
+}
+
+// String returns "auto", "off" or the size ("1GiB").
+func (m MemoryLimit) String() string {
+	switch {
+	case m == MemoryLimitAuto:
+		return "auto"
+	case m <= 0:
+		return "off"
+	}
+	return ByteSize(m).String()
+}
+
+// Bytes returns the fixed limit in bytes, or 0 for "auto" and "off".
+func (m MemoryLimit) Bytes() int64 { return max(int64(m), 0) }
+
+// MarshalText implements encoding.TextMarshaler.
+func (m MemoryLimit) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (m *MemoryLimit) UnmarshalText(text []byte) error {
+	v, err := ParseMemoryLimit(string(text))
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}

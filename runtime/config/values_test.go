@@ -271,3 +271,52 @@ func TestEmptySecretStaysEmpty(t *testing.T) {
 		t.Errorf("json %s, %%q %q, GoString %s", js, fmt.Sprintf("%q", s), s.GoString())
 	}
 }
+
+func TestMemoryLimit(t *testing.T) {
+	for in, want := range map[string]MemoryLimit{
+		"auto": MemoryLimitAuto, " AUTO ": MemoryLimitAuto, "off": MemoryLimitOff, "Off": MemoryLimitOff,
+		"1GiB": 1 << 30, "512MiB": 512 << 20, "100MB": 100e6, "16MiB": 16 << 20,
+	} {
+		got, err := ParseMemoryLimit(in)
+		if err != nil || got != want {
+			t.Errorf("ParseMemoryLimit(%q) = %v, %v; want %v", in, got, err, want)
+			continue
+		}
+		if back, err := ParseMemoryLimit(got.String()); err != nil || back != got {
+			t.Errorf("%q does not round-trip: String %q parses to %v, %v", in, got.String(), back, err)
+		}
+	}
+	for _, in := range []string{"", "0", "0B", "-1GiB", "lots", "64M", "on"} {
+		if got, err := ParseMemoryLimit(in); err == nil {
+			t.Errorf("ParseMemoryLimit(%q) = %v; want an error", in, got)
+		}
+	}
+	if b := MemoryLimitAuto.Bytes(); b != 0 {
+		t.Errorf("auto.Bytes() = %d; want 0", b)
+	}
+	if b, _ := json.Marshal(struct{ M MemoryLimit }{MemoryLimitAuto}); string(b) != `{"M":"auto"}` {
+		t.Errorf("auto marshals to %s", b)
+	}
+}
+
+// memory_limit loads from a file and from the environment, defaults to auto, and a size below
+// 32MiB is reported with the key.
+func TestMemoryLimitLoads(t *testing.T) {
+	if got := mustLoadYAML(t, "pool: {max_pending_bytes: 1MiB}\n").MemoryLimit; got != MemoryLimitAuto {
+		t.Errorf("default memory_limit %v; want auto", got)
+	}
+	if got := mustLoadYAML(t, "memory_limit: 2GiB\n").MemoryLimit; got != 2<<30 {
+		t.Errorf("memory_limit 2GiB loaded as %v", got)
+	}
+	if got := mustLoadYAML(t, "memory_limit: 2GiB\n", "SHARDBRIDGE_MEMORY_LIMIT=off").MemoryLimit; got != MemoryLimitOff {
+		t.Errorf("SHARDBRIDGE_MEMORY_LIMIT=off loaded as %v", got)
+	}
+	_, err := loadYAML(t, "memory_limit: 16MiB\n")
+	if err == nil || !strings.Contains(err.Error(), "memory_limit") || !strings.Contains(err.Error(), "at least 32MiB") {
+		t.Errorf("memory_limit 16MiB: %v; want an error naming the key and the minimum", err)
+	}
+	_, err = loadYAML(t, "memory_limit: plenty\n")
+	if err == nil || !strings.Contains(err.Error(), "memory_limit") || !strings.Contains(err.Error(), `"auto", "off"`) {
+		t.Errorf("memory_limit plenty: %v; want an error naming the key and the forms", err)
+	}
+}

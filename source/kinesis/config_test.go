@@ -95,3 +95,29 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 		t.Fatal("New accepted an empty config")
 	}
 }
+
+// A shard's share of the memory limit: with EFO its window and one 2 MiB event decoded (5 x E);
+// when polling, one GetRecords response of up to 10 MiB, or max_records x 1 MiB when that is
+// smaller, decoded.
+func TestShardHeldBytes(t *testing.T) {
+	off := false
+	for _, tc := range []struct {
+		name string
+		c    Config
+		want int64
+	}{
+		{"efo defaults", Config{}, 256<<10 + 5*(2<<20)},
+		{"efo 1MiB window", Config{HTTP2MaxReceiveBufferPerStream: config.ByteSize(1 << 20)}, 1<<20 + 5*(2<<20)},
+		{"polling defaults", Config{EFO: EFOConfig{Enabled: &off}}, 5 * (10 << 20)},
+		{"polling 3 records", Config{EFO: EFOConfig{Enabled: &off}, MaxRecords: 3}, 5 * (3 << 20)},
+	} {
+		c := tc.c
+		c.Stream, c.Region = "orders", "eu-west-1"
+		if err := c.Validate("mirror", "source.kinesis"); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.ShardHeldBytes(); got != tc.want {
+			t.Errorf("%s: ShardHeldBytes() = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}

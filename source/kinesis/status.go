@@ -69,3 +69,39 @@ func (s *Source) update(st *shardState, f func(st *shardState)) {
 	f(st)
 	s.mu.Unlock()
 }
+
+// What a shard being read may hold outside the pool (see doc.go, "Memory").
+const (
+	// MaxEventBytes is the record data one SubscribeToShardEvent carries at most, as assumed by
+	// the memory bound: EFO delivers at most 2 MiB per second per shard.
+	MaxEventBytes = 2 << 20
+	// MaxGetRecordsBytes is the most data one GetRecords call returns (Kinesis's limit).
+	MaxGetRecordsBytes = 10 << 20
+	// maxRecordBytes is the largest record Kinesis accepts.
+	maxRecordBytes = 1 << 20
+	// decodeFactor is what decoding a response or event of E bytes of record data allocates,
+	// in units of E: the SDK reads the base64 body (4/3 E) into a buffer grown by doubling (up
+	// to 8/3 E, plus the smaller buffers it outgrew), then decodes the records (E).
+	decodeFactor = 5
+)
+
+// ShardHeldBytes is the most memory one shard being read may hold outside the pool: with EFO,
+// its HTTP/2 receive window and one event being decoded; when polling, one GetRecords response
+// being decoded.
+func (c *Config) ShardHeldBytes() int64 {
+	if c.EFOEnabled() {
+		return int64(c.HTTP2MaxReceiveBufferPerStream) + decodeFactor*MaxEventBytes
+	}
+	return decodeFactor * min(MaxGetRecordsBytes, int64(c.MaxRecords)*maxRecordBytes)
+}
+
+// HeldBytes is ShardHeldBytes times the shards being read now (it implements
+// runtime.MemoryHolder). A shard waiting for its parents, or read to its end, holds nothing.
+func (s *Source) HeldBytes() int64 {
+	s.mu.Lock()
+	n := s.active
+	s.mu.Unlock()
+	return int64(n) * s.cfg.ShardHeldBytes()
+}
+
+var _ runtime.MemoryHolder = (*Source)(nil)

@@ -1,0 +1,91 @@
+package runtime
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// MemoryHolder is an optional ability of a Source: HeldBytes reports the most memory the source
+// may hold outside the pending pool at this moment, such as the transport buffers and the events
+// being decoded of the shards it reads. It is an upper bound, not a measurement, so that a
+// memory limit sized from it leaves the collector room.
+type MemoryHolder interface {
+	HeldBytes() int64
+}
+
+// HeldBytes sums HeldBytes over the sources of the connectors that are running now.
+func (w *Worker) HeldBytes() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var n int64
+	for _, m := range w.conns {
+		if m.conn == nil || m.done == nil || isClosed(m.done) {
+			continue
+		}
+		if h, ok := m.conn.opts.Source.(MemoryHolder); ok {
+			n += h.HeldBytes()
+		}
+	}
+	return n
+}
+
+// MemoryBudget sizes a soft memory limit from what the process may hold:
+//
+//	limit = 2 × pool bytes + held + Base
+//
+// Every record in the pool is held twice at worst: as read from the source, and in the Kafka
+// client's serialized (compressed) batch until the broker acknowledges it. held is what the
+// sources may hold outside the pool ([MemoryHolder]). Base is what neither accounts for: the
+// Go runtime, the clients' own buffers, the compressors, the metrics.
+type MemoryBudget struct {
+	PoolBytes int64
+	Base      int64
+	// Held reports the sources' share; [Worker.HeldBytes] in a process.
+	Held func() int64
+}
+
+// DefaultMemoryBase is MemoryBudget.Base for a shardbridge process. BENCHMARKS.md measures
+// the live heap of a one-shard mirror under load at well under it.
+const DefaultMemoryBase = 48 << 20
+
+// Limit returns the limit for what Held reports now.
+func (b MemoryBudget) Limit() int64 {
+	var held int64
+	if b.Held != nil {
+		held = b.Held()
+	}
+	return 2*b.PoolBytes + held + b.Base
+}
+
+// Govern sets the limit with set (runtime/debug.SetMemoryLimit in a process) at once, before
+// it returns, and returns the loop that sets it again every interval while it changes, until ctx
+// ends; the caller owns that loop's goroutine. The limit follows the shards being read: it grows
+// when readers start and shrinks when they end. Between two checks it may lag a reader that just
+// started; the limit is soft, so the cost of that lag is an earlier collection, never a failure.
+func (b MemoryBudget) Govern(set func(int64) int64, log *slog.Logger) (follow func(ctx context.Context, every time.Duration)) {
+	if log == nil {
+		log = slog.Default()
+	}
+	last := b.Limit()
+	set(last)
+	log.Info("memory limit set", "limit_mib", mib(last), "pool_mib", mib(b.PoolBytes), "held_mib", mib(last-2*b.PoolBytes-b.Base), "base_mib", mib(b.Base))
+	return func(ctx context.Context, every time.Duration) {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if l := b.Limit(); l != last {
+				set(l)
+				log.Debug("memory limit changed", "limit_mib", mib(l), "was_mib", mib(last))
+				last = l
+			}
+		}
+	}
+}
+
+func mib(n int64) float64 { return float64(n*10>>20) / 10 }
