@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -87,7 +88,8 @@ func startChild(bin string, args, env []string, addr, logPath string) (*child, e
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), env...)
+	// A GOMEMLIMIT of the bench's own environment would override the child's memory_limit.
+	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GOMEMLIMIT=") }), env...)
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", bin, err)
@@ -168,18 +170,28 @@ func (c *child) cpuSeconds() (float64, error) {
 // mark, the size of the bench with its whole in-memory backlog, into the child's maxrss. (Reads
 // of VmHWM made while the child was exiting showed the same inflated figure, so the bench takes
 // the peak at the moment the last record is acknowledged and leaves the drain out.)
-func (c *child) peakRSS() int64 {
+func (c *child) peakRSS() int64 { return c.status()["VmHWM"] }
+
+// status reads the byte sizes in the child's /proc/PID/status (VmHWM, VmRSS, RssAnon, RssFile,
+// ...), or nil once it has exited. RssAnon is the memory the Go runtime manages (heap, stacks,
+// its own metadata); RssFile is the binary's pages that are resident.
+func (c *child) status() map[string]int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
 	if err != nil {
-		return 0
+		return nil
 	}
+	m := map[string]int64{}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || !strings.HasSuffix(v, " kB") {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if err == nil {
+			m[k] = kb << 10
 		}
 	}
-	return 0
+	return m
 }
 
 // usage is what the kernel accounted to the child over its whole life.

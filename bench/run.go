@@ -31,7 +31,7 @@ type runSpec struct {
 	liveRate    int           // records/s of the live phase; 0: no live phase
 	liveFor     time.Duration // length of the live phase
 	consumer    string        // EFO consumer name, new for every run
-	env         []string      // added to the child's environment, e.g. GOMEMLIMIT
+	env         []string      // added to the child's environment, e.g. SHARDBRIDGE_MEMORY_LIMIT=off
 }
 
 // runResult is what one run measured.
@@ -44,6 +44,11 @@ type runResult struct {
 	peakPool   float64       // highest shardbridge_pool_used_bytes seen
 	peakRSS    int64         // VmHWM when the last backlog record was acknowledged
 	peakHeap   float64       // highest go_memstats_heap_inuse_bytes seen (shardbridge only)
+	peakLive   float64       // highest go_gc_heap_live_bytes seen: the heap marked live by the last GC
+	peakAnon   int64         // highest RssAnon sampled: the resident memory the Go runtime manages
+	peakFile   int64         // highest RssFile sampled: the binary's resident pages
+	memLimit   float64       // highest go_gc_gomemlimit_bytes seen (math.MaxInt64 when no limit is set)
+	gcCPU      float64       // the child's GC CPU seconds over the steady span (go_cpu_classes_gc_total_cpu_seconds_total)
 	total      usage         // whole life, from the kernel at exit
 	inTopic    int64         // records in the Kafka topic at the end
 	want       int64         // records written to the stream in all (backlog + live)
@@ -120,6 +125,7 @@ func (r *runResult) waitBacklog(ctx context.Context, ch *child, want int64, star
 		firstAt  time.Time
 		firstN   float64
 		firstCPU float64
+		firstGC  float64
 		lastN    = -1.0
 		lastMove = time.Now()
 	)
@@ -131,7 +137,8 @@ func (r *runResult) waitBacklog(ctx context.Context, ch *child, want int64, star
 			return fmt.Errorf("exited early: %v; log: %s", ch.waitErr, ch.tail())
 		case <-tick.C:
 		}
-		m, err := ch.metrics(ctx, "shardbridge_records_acked_total", "shardbridge_pool_used_bytes", "go_memstats_heap_inuse_bytes")
+		m, err := ch.metrics(ctx, "shardbridge_records_acked_total", "shardbridge_pool_used_bytes", "go_memstats_heap_inuse_bytes",
+			"go_gc_heap_live_bytes", "go_gc_gomemlimit_bytes", "go_cpu_classes_gc_total_cpu_seconds_total")
 		cpu, cerr := ch.cpuSeconds()
 		now := time.Now()
 		if err != nil || cerr != nil {
@@ -142,16 +149,21 @@ func (r *runResult) waitBacklog(ctx context.Context, ch *child, want int64, star
 		}
 		r.peakRSS = max(r.peakRSS, ch.peakRSS())
 		r.peakHeap = max(r.peakHeap, m["go_memstats_heap_inuse_bytes"])
+		r.peakLive = max(r.peakLive, m["go_gc_heap_live_bytes"])
+		r.memLimit = max(r.memLimit, m["go_gc_gomemlimit_bytes"])
+		st := ch.status()
+		r.peakAnon, r.peakFile = max(r.peakAnon, st["RssAnon"]), max(r.peakFile, st["RssFile"])
 		acked := m["shardbridge_records_acked_total"]
 		r.peakPool = max(r.peakPool, m["shardbridge_pool_used_bytes"])
 		if acked > 0 && firstAt.IsZero() {
-			firstAt, firstN, firstCPU = now, acked, cpu
+			firstAt, firstN, firstCPU, firstGC = now, acked, cpu, m["go_cpu_classes_gc_total_cpu_seconds_total"]
 			r.toFirstAck = now.Sub(started)
 		}
 		if acked >= float64(want) {
 			r.steady = int64(acked - firstN)
 			r.steadyTime = now.Sub(firstAt)
 			r.steadyCPU = cpu - firstCPU
+			r.gcCPU = m["go_cpu_classes_gc_total_cpu_seconds_total"] - firstGC
 			return nil
 		}
 		if acked != lastN {
