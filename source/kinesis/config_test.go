@@ -96,9 +96,9 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 	}
 }
 
-// A shard's share of the memory limit: with EFO its window and one 2 MiB event decoded (5 x E);
-// when polling, one GetRecords response of up to 10 MiB, or max_records x 1 MiB when that is
-// smaller, decoded.
+// A shard's share of the memory limit: with EFO its window and one event of up to 2 MiB and
+// 10,000 records decoded (5 x E + 512 B a record); when polling, one GetRecords response of up
+// to 10 MiB and 10,000 records, or max_records records of up to 1 MiB when that is smaller.
 func TestShardHeldBytes(t *testing.T) {
 	off := false
 	for _, tc := range []struct {
@@ -106,10 +106,10 @@ func TestShardHeldBytes(t *testing.T) {
 		c    Config
 		want int64
 	}{
-		{"efo defaults", Config{}, 256<<10 + 5*(2<<20)},
-		{"efo 1MiB window", Config{HTTP2MaxReceiveBufferPerStream: config.ByteSize(1 << 20)}, 1<<20 + 5*(2<<20)},
-		{"polling defaults", Config{EFO: EFOConfig{Enabled: &off}}, 5 * (10 << 20)},
-		{"polling 3 records", Config{EFO: EFOConfig{Enabled: &off}, MaxRecords: 3}, 5 * (3 << 20)},
+		{"efo defaults", Config{}, 256<<10 + 5*(2<<20) + 10000*512},
+		{"efo 1MiB window", Config{HTTP2MaxReceiveBufferPerStream: config.ByteSize(1 << 20)}, 1<<20 + 5*(2<<20) + 10000*512},
+		{"polling defaults", Config{EFO: EFOConfig{Enabled: &off}}, 5*(10<<20) + 10000*512},
+		{"polling 3 records", Config{EFO: EFOConfig{Enabled: &off}, MaxRecords: 3}, 5*(3<<20) + 3*512},
 	} {
 		c := tc.c
 		c.Stream, c.Region = "orders", "eu-west-1"

@@ -73,26 +73,35 @@ func (s *Source) update(st *shardState, f func(st *shardState)) {
 // What a shard being read may hold outside the pool (see doc.go, "Memory").
 const (
 	// MaxEventBytes is the record data one SubscribeToShardEvent carries at most, as assumed by
-	// the memory bound: EFO delivers at most 2 MiB per second per shard.
+	// the memory limit: EFO delivers at most 2 MiB per second per shard.
 	MaxEventBytes = 2 << 20
 	// MaxGetRecordsBytes is the most data one GetRecords call returns (Kinesis's limit).
 	MaxGetRecordsBytes = 10 << 20
+	// MaxEventRecords is the most records one event or GetRecords response carries, as assumed
+	// by the memory limit (GetRecords' limit of 10,000).
+	MaxEventRecords = 10000
 	// maxRecordBytes is the largest record Kinesis accepts.
 	maxRecordBytes = 1 << 20
 	// decodeFactor is what decoding a response or event of E bytes of record data allocates,
 	// in units of E: the SDK reads the base64 body (4/3 E) into a buffer grown by doubling (up
 	// to 8/3 E, plus the smaller buffers it outgrew), then decodes the records (E).
 	decodeFactor = 5
+	// recordOverhead is what each decoded record holds beyond its data: the SDK's decoded JSON
+	// object and types.Record with its strings, and the runtime.Record with its headers.
+	// BENCHMARKS.md measures a shard decoding 10,000 records of 200 bytes at under 10 MiB live.
+	recordOverhead = 512
 )
 
 // ShardHeldBytes is the most memory one shard being read may hold outside the pool: with EFO,
-// its HTTP/2 receive window and one event being decoded; when polling, one GetRecords response
-// being decoded.
+// its HTTP/2 receive window and one event being decoded (5 x 2 MiB + 10,000 records x 512 B);
+// when polling, one GetRecords response being decoded (5 x 10 MiB + 10,000 x 512 B, or
+// max_records x (5 x 1 MiB + 512 B) when that is less).
 func (c *Config) ShardHeldBytes() int64 {
 	if c.EFOEnabled() {
-		return int64(c.HTTP2MaxReceiveBufferPerStream) + decodeFactor*MaxEventBytes
+		return int64(c.HTTP2MaxReceiveBufferPerStream) + decodeFactor*MaxEventBytes + MaxEventRecords*recordOverhead
 	}
-	return decodeFactor * min(MaxGetRecordsBytes, int64(c.MaxRecords)*maxRecordBytes)
+	n := int64(min(c.MaxRecords, MaxEventRecords))
+	return decodeFactor*min(MaxGetRecordsBytes, n*maxRecordBytes) + n*recordOverhead
 }
 
 // HeldBytes is ShardHeldBytes times the shards being read now (it implements
