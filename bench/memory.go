@@ -12,11 +12,13 @@ import (
 
 // Memory suite settings.
 const (
-	memRecordSize  = 1 * kib
-	memPartitions  = 16
-	memAckDelay    = 100 * time.Millisecond
-	memWindow      = 256 * kib // http2_max_receive_buffer_per_stream, the source's default
-	memPoolRecords = 1 << 20   // high, so that the byte limit is the one that binds
+	memRecordSize = 1 * kib
+	// smallRecordSize fills a 2 MiB event with about 10,000 records, the most one carries.
+	smallRecordSize = 210
+	memPartitions   = 16
+	memAckDelay     = 100 * time.Millisecond
+	memWindow       = 256 * kib // http2_max_receive_buffer_per_stream, the source's default
+	memPoolRecords  = 1 << 20   // high, so that the byte limit is the one that binds
 )
 
 var (
@@ -32,25 +34,28 @@ var (
 // The documented memory limit (README, "Memory"; runtime.MemoryBudget): with memory_limit
 // "auto", shardbridge sets Go's soft memory limit to
 //
-//	2 x pool.max_pending_bytes + shards x (HTTP/2 window + 5 x E) + base
+//	2 x pool.max_pending_bytes + shards x (HTTP/2 window + 5 x E + 10,000 x 512 B) + base
 //
-// with E = 2 MiB (the largest event the source assumes) and base = 48 MiB, and bounds its peak
+// with E = 2 MiB and 10,000 records (the largest event the source assumes) and base = 48 MiB, and bounds its peak
 // RSS by that limit plus the size of its binary (the binary's resident pages, which Go's limit
 // does not count). The bench writes the formula out again, so that a product that drifted from
 // its documentation fails the run.
 const (
-	memEventBytes  = 2 * mib
-	memEventFactor = 5
-	memBase        = 48 * mib
+	memEventBytes   = 2 * mib
+	memEventFactor  = 5
+	memEventRecords = 10000
+	memRecordOverhd = 512
+	memBase         = 48 * mib
 )
 
 // memLimitFor is the documented limit for shards being read and a pool of pool bytes.
 func memLimitFor(shards int, pool int64) int64 {
-	return 2*pool + int64(shards)*int64(memWindow+memEventFactor*memEventBytes) + memBase
+	return 2*pool + int64(shards)*int64(memWindow+memEventFactor*memEventBytes+memEventRecords*memRecordOverhd) + memBase
 }
 
 type memRow struct {
 	limitMode      string // memory_limit: auto or off
+	recordSize     int64
 	shards         int
 	pool, backlog  int64
 	res            runResult
@@ -75,57 +80,62 @@ func (b *bench) memory(ctx context.Context) error {
 		b.logf("memory: events of %d bytes are larger than the E = %d the limit assumes; expect the bound to fail", b.o.eventBytes, memEventBytes)
 	}
 	fmt.Fprintf(b.out, "\n## Memory\n\nidle process (peak RSS of a shardbridge reading 1 empty shard): %s MiB\n", mibs(float64(idle)))
-	fmt.Fprintf(b.out, "memory limit (memory_limit auto) = 2 x pool.max_pending_bytes + shards x (%d KiB HTTP/2 window + %d x %s MiB) + %s MiB; bound = limit + binary (%s MiB); events of up to %s MiB\n",
-		memWindow/kib, memEventFactor, mibs(memEventBytes), mibs(memBase), mibs(float64(binSize)), mibs(float64(b.o.eventBytes)))
+	fmt.Fprintf(b.out, "memory limit (memory_limit auto) = 2 x pool.max_pending_bytes + shards x (%d KiB HTTP/2 window + %d x %s MiB + %d records x %d B) + %s MiB; bound = limit + binary (%s MiB); events of up to %s MiB; %d-byte records unless the table says otherwise\n",
+		memWindow/kib, memEventFactor, mibs(memEventBytes), memEventRecords, memRecordOverhd, mibs(memBase), mibs(float64(binSize)), mibs(float64(b.o.eventBytes)), memRecordSize)
 	var rows []memRow
 	type cfg struct {
 		shards        int
 		pool, backlog int64
 		limitMode     string
+		recordSize    int64
 	}
-	plan := []cfg{{1, 16 * mib, b.scaled(32 * mib), "auto"}}
+	plan := []cfg{{1, 16 * mib, b.scaled(32 * mib), "auto", memRecordSize}}
 	for _, s := range memShards {
 		for _, p := range memPools {
 			for _, mode := range []string{"auto", "off"} {
-				plan = append(plan, cfg{s, p, b.scaled(memBacklog), mode})
+				plan = append(plan, cfg{s, p, b.scaled(memBacklog), mode, memRecordSize})
 			}
 		}
 	}
 	for _, bl := range sweepBacklogs {
-		plan = append(plan, cfg{sweepShards, sweepPool, b.scaled(bl), "auto"})
+		plan = append(plan, cfg{sweepShards, sweepPool, b.scaled(bl), "auto", memRecordSize})
+	}
+	// The event shape that holds the most per shard: 2 MiB of data in 10,000 records.
+	for _, mode := range []string{"auto", "off"} {
+		plan = append(plan, cfg{sweepShards, sweepPool, b.scaled(64 * mib), mode, smallRecordSize})
 	}
 	// Group by shards and backlog, so one prefilled stream serves several runs.
 	var kp *kinesisPeer
 	var kpShards int
-	var kpBacklog int64
+	var kpBacklog, kpRecordSize int64
 	defer func() {
 		if kp != nil {
 			kp.Close()
 		}
 	}()
 	for _, c := range plan {
-		if kp == nil || kpShards != c.shards || kpBacklog != c.backlog {
+		if kp == nil || kpShards != c.shards || kpBacklog != c.backlog || kpRecordSize != c.recordSize {
 			if kp != nil {
 				kp.Close()
 			}
-			if kp, err = startKinesis(c.shards, memRecordSize, b.o.eventBytes); err != nil {
+			if kp, err = startKinesis(c.shards, int(c.recordSize), b.o.eventBytes); err != nil {
 				return err
 			}
-			kpShards, kpBacklog = c.shards, c.backlog
-			b.logf("memory: writing a %s MiB backlog of %d-byte records into %d shards", mibs(float64(c.backlog)), memRecordSize, c.shards)
-			if err := kp.put(ctx, c.backlog/memRecordSize, 4); err != nil {
+			kpShards, kpBacklog, kpRecordSize = c.shards, c.backlog, c.recordSize
+			b.logf("memory: writing a %s MiB backlog of %d-byte records into %d shards", mibs(float64(c.backlog)), c.recordSize, c.shards)
+			if err := kp.put(ctx, c.backlog/c.recordSize, 4); err != nil {
 				return err
 			}
 		}
 		for i := range b.o.repeat {
 			spec := runSpec{prog: progShardbridge, partitions: memPartitions, poolBytes: c.pool, poolRecords: memPoolRecords,
 				ackDelay: memAckDelay, consumer: b.consumer("mem"), env: []string{"SHARDBRIDGE_MEMORY_LIMIT=" + c.limitMode}}
-			b.logf("memory: %d shards, pool %s MiB, backlog %s MiB, memory_limit %s, run %d", c.shards, mibs(float64(c.pool)), mibs(float64(c.backlog)), c.limitMode, i+1)
+			b.logf("memory: %d shards, %d-byte records, pool %s MiB, backlog %s MiB, memory_limit %s, run %d", c.shards, c.recordSize, mibs(float64(c.pool)), mibs(float64(c.backlog)), c.limitMode, i+1)
 			res, err := mirror(ctx, b.bins, kp, spec, b.dir)
 			if err != nil {
 				return err
 			}
-			r := memRow{limitMode: c.limitMode, shards: c.shards, pool: c.pool, backlog: c.backlog, res: res,
+			r := memRow{limitMode: c.limitMode, recordSize: c.recordSize, shards: c.shards, pool: c.pool, backlog: c.backlog, res: res,
 				duplicates: max(0, res.inTopic-res.want), recordsMissing: max(0, res.want-res.inTopic)}
 			if c.limitMode == "auto" {
 				r.limit = memLimitFor(c.shards, c.pool)
@@ -143,11 +153,11 @@ func (b *bench) memory(ctx context.Context) error {
 				limitMiB(res.memLimit), 100*res.gcCPU/max(res.steadyCPU, 1e-9), res.rate())
 		}
 	}
-	fmt.Fprintf(b.out, "\n| shards | pool MiB | backlog MiB | memory_limit | run | limit MiB (child's peak) | bound MiB | peak RSS MiB | RSS / bound | bound held | peak anon MiB | peak file MiB | peak live heap MiB | peak pool MiB | GC share of CPU | CPU-s per 1M records | records/s | in Kafka (missing, extra) | load avg |\n")
-	fmt.Fprintf(b.out, "|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
+	fmt.Fprintf(b.out, "\n| shards | record B | pool MiB | backlog MiB | memory_limit | run | limit MiB (child's peak) | bound MiB | peak RSS MiB | RSS / bound | bound held | peak anon MiB | peak file MiB | peak live heap MiB | peak pool MiB | GC share of CPU | CPU-s per 1M records | records/s | in Kafka (missing, extra) | load avg |\n")
+	fmt.Fprintf(b.out, "|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
 	run := 0
 	for i, r := range rows {
-		if i > 0 && (rows[i-1].shards != r.shards || rows[i-1].pool != r.pool || rows[i-1].backlog != r.backlog || rows[i-1].limitMode != r.limitMode) {
+		if i > 0 && (rows[i-1].shards != r.shards || rows[i-1].pool != r.pool || rows[i-1].backlog != r.backlog || rows[i-1].limitMode != r.limitMode || rows[i-1].recordSize != r.recordSize) {
 			run = 0
 		}
 		run++
@@ -158,8 +168,8 @@ func (b *bench) memory(ctx context.Context) error {
 				held = "**no**"
 			}
 		}
-		fmt.Fprintf(b.out, "| %d | %s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f%% | %.1f | %.0f | %d (%d, %d) | %s |\n",
-			r.shards, mibs(float64(r.pool)), mibs(float64(r.backlog)), r.limitMode, run, limit, bound, mibs(float64(r.res.peakRSS)), ratio, held,
+		fmt.Fprintf(b.out, "| %d | %d | %s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f%% | %.1f | %.0f | %d (%d, %d) | %s |\n",
+			r.shards, r.recordSize, mibs(float64(r.pool)), mibs(float64(r.backlog)), r.limitMode, run, limit, bound, mibs(float64(r.res.peakRSS)), ratio, held,
 			mibs(float64(r.res.peakAnon)), mibs(float64(r.res.peakFile)), mibs(r.res.peakLive), mibs(r.res.peakPool),
 			100*r.res.gcCPU/max(r.res.steadyCPU, 1e-9), r.res.steadyCPU/float64(max(r.res.steady, 1))*1e6, r.res.rate(),
 			r.res.inTopic, r.recordsMissing, r.duplicates, r.res.loadavg)

@@ -70,8 +70,9 @@ func (b *bench) throughput(ctx context.Context) error {
 				}
 				row := tpRow{cfg: c, prog: prog, run: i + 1, res: res}
 				rows = append(rows, row)
-				b.logf("  %.0f records/s, %.2f CPU-s per 1M records, p50 %s p99 %s, RSS %s MiB",
-					row.recordsPerSec(), row.cpuPerMillion(), percentile(res.latencies, 50), percentile(res.latencies, 99), mibs(float64(res.peakRSS)))
+				b.logf("  %.0f records/s, %.2f CPU-s per 1M records, p50 %s p99 %s, RSS %s MiB (anon %s), live heap %s MiB, memory limit %s MiB, GC %.0f%% of CPU",
+					row.recordsPerSec(), row.cpuPerMillion(), percentile(res.latencies, 50), percentile(res.latencies, 99), mibs(float64(res.peakRSS)),
+					mibs(float64(res.peakAnon)), mibs(res.peakLive), limitMiB(res.memLimit), 100*res.gcCPU/max(res.steadyCPU, 1e-9))
 			}
 		}
 		kp.Close()
