@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -306,7 +307,8 @@ func launchRuntime(t testing.TB, name string, configPaths ...string) *process {
 	}
 	cmd := exec.Command(binPath, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
+	// A GOMEMLIMIT of the test's environment would override the binary's memory_limit.
+	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GOMEMLIMIT=") }), "GORACE=halt_on_error=1")
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		t.Fatalf("start shardbridge: %v", err)

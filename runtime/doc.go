@@ -23,6 +23,14 @@
 //  5. On shutdown the pipeline stops reading, waits up to the shutdown timeout for in-flight records,
 //     flushes the sink, writes final checkpoints and returns.
 //
+// # Memory
+//
+// The pool bounds the records in flight; [MemoryBudget] bounds the process around it. Sources
+// that hold memory outside the pool (transport buffers, events being decoded) report it as a
+// [MemoryHolder], the [Worker] sums it over running connectors, and the budget turns that, twice
+// the pool's bytes and a fixed base into a soft limit for Go's memory manager, which it follows
+// as shards start and end.
+//
 // # Import direction
 //
 // cmd imports source/* and sink/*, which import runtime. runtime imports no connector.

@@ -92,15 +92,18 @@
 // so a waiting shard holds no decoded event beyond the one it asked for. Decoding an event of E
 // bytes allocates about 5 x E: the SDK grows a payload buffer by doubling to the base64 message
 // (4/3 x E, so up to 8/3 x E, plus the smaller buffers it outgrew), then decodes the records
-// (E). An event is at most what Kinesis puts in one (about 2 MiB at the 2 MiB/s per-shard
-// rate). So:
+// (E); each record costs about 512 B more (the SDK's decoded object and strings, the
+// runtime.Record and its headers). An event is at most what Kinesis puts in one, taken as
+// MaxEventBytes (2 MiB, EFO's 2 MiB per second per shard) in MaxEventRecords (10,000). Polling
+// holds one GetRecords response being decoded instead: at most MaxGetRecordsBytes (10 MiB) in
+// 10,000 records, or max_records records of up to 1 MiB when that is less.
 //
-//	memory ≈ pool.max_pending_bytes + shards x (per-stream window + 5 x E) + fixed overhead
-//
-// with a fixed overhead of about 25 MiB idle and about 90 MiB under load (Go's heap headroom, the
-// Kafka client's request buffers and compressors). It is an estimate, not a guarantee:
-// BENCHMARKS.md measures it at 8, 32 and 128 shards with full 2 MiB events, where it held in 9 of
-// 14 runs and was exceeded by up to 15% in the others. The test
+// Config.ShardHeldBytes is that per-shard figure, and Source.HeldBytes multiplies it by the
+// shards being read now (runtime.MemoryHolder). With memory_limit "auto", the runtime sizes Go's
+// soft memory limit from it (runtime.MemoryBudget: 2 x the pool + HeldBytes + a 48 MiB base) and
+// follows it as readers start and end. BENCHMARKS.md measures peak RSS against that limit plus
+// the binary's size at 1, 8, 32 and 128 shards with full 2 MiB events, of 1 KiB records and of
+// 210-byte records (10,000 to an event). The test
 // TestBackpressure64ShardsBoundedMemory checks the heap with a sink that never acknowledges.
 //
 // # Metrics
