@@ -69,12 +69,6 @@ func (m *Metrics) emitted(conn string, n, bytes int64) {
 	m.emittedBytes.WithLabelValues(conn).Add(float64(bytes))
 }
 
-func (m *Metrics) acked(conn string) {
-	if m != nil {
-		m.ackedRecords.WithLabelValues(conn).Inc()
-	}
-}
-
 func (m *Metrics) failed(conn string) {
 	if m != nil {
 		m.failedRecords.WithLabelValues(conn).Inc()

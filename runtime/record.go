@@ -23,7 +23,8 @@ func (p Position) String() string {
 	return fmt.Sprintf("%s/%d", p.Sequence, p.SubSequence)
 }
 
-// Header is one record header, as a Kafka header.
+// Header is one record header, as a Kafka header. Its Value is read-only: a source may share one
+// value between records (the Kinesis source shares the stream and shard names).
 type Header struct {
 	Key   string
 	Value []byte
@@ -54,7 +55,12 @@ type Record struct {
 }
 
 // Size is what the record counts for in the pool's byte limit: key, value and header bytes.
+// Once the record is emitted it returns the figure Emit counted, without touching the headers
+// again (a sink that asks on acknowledgement would otherwise fault them back into the cache).
 func (r *Record) Size() int64 {
+	if r.size > 0 {
+		return r.size
+	}
 	n := len(r.Key) + len(r.Value)
 	for _, h := range r.Headers {
 		n += len(h.Key) + len(h.Value)

@@ -56,6 +56,51 @@ type converter struct {
 	deaggregate              bool
 	log                      *slog.Logger
 	met                      *shardMetrics
+
+	// The stream, ARN and shard header values are the same for every record of the shard, so
+	// all its records share one copy of each (header values are read-only downstream).
+	streamB, streamARNB, shardB []byte
+	// Headers and the per-record byte values (sequence number, partition key) are cut from
+	// chunks rather than allocated one by one: a record costs no allocation of its own. A chunk
+	// lives until its last record is released, which is soon, since records are released in
+	// about the order they were read.
+	hdrs  []runtime.Header
+	bytes []byte
+}
+
+const (
+	headerChunk = 4 * 256 // headers: 256 records' worth
+	bytesChunk  = 16 << 10
+)
+
+// headers returns n zeroed headers of length 0 and capacity n, cut from the current chunk.
+func (c *converter) headers(n int) []runtime.Header {
+	if len(c.hdrs) < n {
+		c.hdrs = make([]runtime.Header, max(headerChunk, n))
+	}
+	h := c.hdrs[:0:n]
+	c.hdrs = c.hdrs[n:]
+	return h
+}
+
+// fixedBytes returns v as bytes whose capacity is their length, so that an append copies.
+func fixedBytes(v string) []byte {
+	b := []byte(v)
+	return b[:len(b):len(b)]
+}
+
+// copyBytes returns a copy of v cut from the current chunk, with its capacity capped at its
+// length so that an append can never write into a neighbour.
+func (c *converter) copyBytes(v string) []byte {
+	if len(v) > bytesChunk/4 {
+		return []byte(v)
+	}
+	if cap(c.bytes)-len(c.bytes) < len(v) {
+		c.bytes = make([]byte, 0, bytesChunk)
+	}
+	start := len(c.bytes)
+	c.bytes = append(c.bytes, v...)
+	return c.bytes[start:len(c.bytes):len(c.bytes)]
 }
 
 // convert appends to out the records of recs that come after last, de-aggregating KPL
@@ -84,7 +129,7 @@ func (c *converter) convert(out []runtime.Record, recs []types.Record, last runt
 					if !last.IsZero() && comparePos(pos, last) <= 0 {
 						continue
 					}
-					out = append(out, c.record(kr, pos, []byte(u.PartitionKey), u.Data, u.ExplicitHashKey, true))
+					out = append(out, c.record(kr, pos, c.copyBytes(u.PartitionKey), u.Data, u.ExplicitHashKey, true))
 				}
 				continue
 			}
@@ -97,24 +142,34 @@ func (c *converter) convert(out []runtime.Record, recs []types.Record, last runt
 		if !last.IsZero() && comparePos(pos, last) <= 0 {
 			continue
 		}
-		out = append(out, c.record(kr, pos, []byte(aws.ToString(kr.PartitionKey)), kr.Data, "", false))
+		out = append(out, c.record(kr, pos, c.copyBytes(aws.ToString(kr.PartitionKey)), kr.Data, "", false))
 	}
 	return out, n
 }
 
 func (c *converter) record(kr *types.Record, pos runtime.Position, key, value []byte, ehk string, sub bool) runtime.Record {
-	h := make([]runtime.Header, 0, 6)
-	h = append(h,
-		runtime.Header{Key: HeaderStream, Value: []byte(c.stream)},
-		runtime.Header{Key: HeaderStreamARN, Value: []byte(c.streamARN)},
-		runtime.Header{Key: HeaderShardID, Value: []byte(c.shard)},
-		runtime.Header{Key: HeaderSequenceNumber, Value: []byte(pos.Sequence)},
-	)
+	if c.shardB == nil {
+		c.streamB, c.streamARNB, c.shardB = fixedBytes(c.stream), fixedBytes(c.streamARN), fixedBytes(c.shard)
+	}
+	n := 4
 	if sub {
-		h = append(h, runtime.Header{Key: HeaderSubSequenceNumber, Value: []byte(strconv.FormatInt(pos.SubSequence, 10))})
+		n++
 	}
 	if ehk != "" {
-		h = append(h, runtime.Header{Key: HeaderExplicitHashKey, Value: []byte(ehk)})
+		n++
+	}
+	h := c.headers(n)
+	h = append(h,
+		runtime.Header{Key: HeaderStream, Value: c.streamB},
+		runtime.Header{Key: HeaderStreamARN, Value: c.streamARNB},
+		runtime.Header{Key: HeaderShardID, Value: c.shardB},
+		runtime.Header{Key: HeaderSequenceNumber, Value: c.copyBytes(pos.Sequence)},
+	)
+	if sub {
+		h = append(h, runtime.Header{Key: HeaderSubSequenceNumber, Value: strconv.AppendInt(nil, pos.SubSequence, 10)})
+	}
+	if ehk != "" {
+		h = append(h, runtime.Header{Key: HeaderExplicitHashKey, Value: c.copyBytes(ehk)})
 	}
 	return runtime.Record{
 		Key:       key,

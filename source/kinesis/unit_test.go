@@ -3,6 +3,9 @@ package kinesis
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/shardbridge/shardbridge/runtime"
 )
 
 func TestCompareSeq(t *testing.T) {
@@ -317,4 +322,58 @@ func TestLatestNeverAfterRetry(t *testing.T) {
 			t.Errorf("retry %d starts %s %v, want AT_TIMESTAMP of the first attempt %v", i+1, s.Type, s.Timestamp, first)
 		}
 	}
+}
+
+// The converter cuts keys, sequence numbers and headers from shared chunks: every record still
+// gets its own values, and no record's slice can be appended into another's.
+func TestConverterChunksDoNotAlias(t *testing.T) {
+	c := converter{stream: "orders", streamARN: "arn:aws:kinesis:eu-west-1:1:stream/orders", shard: "shardId-000000000007",
+		log: slog.New(slog.NewTextHandler(io.Discard, nil)), met: newMetrics(nil).shard("c", "shardId-000000000007")}
+	now := time.Now()
+	var in []types.Record
+	// Enough records to cross several header and byte chunks.
+	for i := range 3000 {
+		in = append(in, types.Record{
+			SequenceNumber:              aws.String(strings.Repeat("4", 40) + fmt.Sprintf("%016d", i)),
+			PartitionKey:                aws.String(fmt.Sprintf("key-%d", i)),
+			Data:                        []byte(fmt.Sprintf("value-%d", i)),
+			ApproximateArrivalTimestamp: aws.Time(now),
+		})
+	}
+	out, n := c.convert(nil, in, runtime.Position{})
+	if len(out) != len(in) || n == 0 {
+		t.Fatalf("converted %d of %d records (%d bytes)", len(out), len(in), n)
+	}
+	check := func() {
+		t.Helper()
+		for i, r := range out {
+			seq := strings.Repeat("4", 40) + fmt.Sprintf("%016d", i)
+			if string(r.Key) != fmt.Sprintf("key-%d", i) || r.Position.Sequence != seq {
+				t.Fatalf("record %d: key %q, position %v", i, r.Key, r.Position)
+			}
+			want := map[string]string{HeaderStream: "orders", HeaderStreamARN: c.streamARN, HeaderShardID: c.shard, HeaderSequenceNumber: seq}
+			if len(r.Headers) != len(want) {
+				t.Fatalf("record %d: %d headers, want %d", i, len(r.Headers), len(want))
+			}
+			for _, h := range r.Headers {
+				if want[h.Key] != string(h.Value) {
+					t.Fatalf("record %d: header %s = %q, want %q", i, h.Key, h.Value, want[h.Key])
+				}
+			}
+		}
+	}
+	check()
+	// Appending to any record's key, headers or header values must not reach its neighbours.
+	for i := range out {
+		out[i].Key = append(out[i].Key, "XXXX"...)
+		out[i].Headers = append(out[i].Headers, runtime.Header{Key: "extra"})
+		for j := range out[i].Headers[:4] {
+			_ = append(out[i].Headers[j].Value, "YYYY"...)
+		}
+	}
+	for i := range out {
+		out[i].Key = out[i].Key[:len(out[i].Key)-4]
+		out[i].Headers = out[i].Headers[:4]
+	}
+	check()
 }
