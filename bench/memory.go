@@ -18,7 +18,9 @@ const (
 	memPartitions   = 16
 	memAckDelay     = 100 * time.Millisecond
 	memWindow       = 256 * kib // http2_max_receive_buffer_per_stream, the source's default
-	memPoolRecords  = 1 << 20   // high, so that the byte limit is the one that binds
+	// memPoolRecords is above what the byte limit admits (64 MiB of 1 KiB records is about
+	// 54,000), so that bytes bind, and low enough that its share of the limit stays honest.
+	memPoolRecords = 65536
 )
 
 var (
@@ -34,7 +36,8 @@ var (
 // The documented memory limit (README, "Memory"; runtime.MemoryBudget): with memory_limit
 // "auto", shardbridge sets Go's soft memory limit to
 //
-//	2 x pool.max_pending_bytes + shards x (HTTP/2 window + 5 x E + 10,000 x 512 B) + base
+//	2 x pool.max_pending_bytes + pool.max_pending_records x 1 KiB
+//	  + shards x (HTTP/2 window + 5 x E + 10,000 x 512 B) + base
 //
 // with E = 2 MiB and 10,000 records (the largest event the source assumes) and base = 48 MiB, and bounds its peak
 // RSS by that limit plus the size of its binary (the binary's resident pages, which Go's limit
@@ -46,11 +49,12 @@ const (
 	memEventRecords = 10000
 	memRecordOverhd = 512
 	memBase         = 48 * mib
+	memPerRecord    = 1 * kib // per record the pool admits
 )
 
 // memLimitFor is the documented limit for shards being read and a pool of pool bytes.
 func memLimitFor(shards int, pool int64) int64 {
-	return 2*pool + int64(shards)*int64(memWindow+memEventFactor*memEventBytes+memEventRecords*memRecordOverhd) + memBase
+	return 2*pool + memPoolRecords*memPerRecord + int64(shards)*int64(memWindow+memEventFactor*memEventBytes+memEventRecords*memRecordOverhd) + memBase
 }
 
 type memRow struct {
@@ -80,8 +84,8 @@ func (b *bench) memory(ctx context.Context) error {
 		b.logf("memory: events of %d bytes are larger than the E = %d the limit assumes; expect the bound to fail", b.o.eventBytes, memEventBytes)
 	}
 	fmt.Fprintf(b.out, "\n## Memory\n\nidle process (peak RSS of a shardbridge reading 1 empty shard): %s MiB\n", mibs(float64(idle)))
-	fmt.Fprintf(b.out, "memory limit (memory_limit auto) = 2 x pool.max_pending_bytes + shards x (%d KiB HTTP/2 window + %d x %s MiB + %d records x %d B) + %s MiB; bound = limit + binary (%s MiB); events of up to %s MiB; %d-byte records unless the table says otherwise\n",
-		memWindow/kib, memEventFactor, mibs(memEventBytes), memEventRecords, memRecordOverhd, mibs(memBase), mibs(float64(binSize)), mibs(float64(b.o.eventBytes)), memRecordSize)
+	fmt.Fprintf(b.out, "memory limit (memory_limit auto) = 2 x pool.max_pending_bytes + pool.max_pending_records (%d) x 1 KiB + shards x (%d KiB HTTP/2 window + %d x %s MiB + %d records x %d B) + %s MiB; bound = limit + binary (%s MiB); events of up to %s MiB; %d-byte records unless the table says otherwise\n",
+		memPoolRecords, memWindow/kib, memEventFactor, mibs(memEventBytes), memEventRecords, memRecordOverhd, mibs(memBase), mibs(float64(binSize)), mibs(float64(b.o.eventBytes)), memRecordSize)
 	var rows []memRow
 	type cfg struct {
 		shards        int
@@ -141,7 +145,7 @@ func (b *bench) memory(ctx context.Context) error {
 				r.limit = memLimitFor(c.shards, c.pool)
 				// The child's limit follows its readers with a short lag, so a short run may end
 				// before it reached the formula's figure; it must never pass it.
-				if got := int64(res.memLimit); got > r.limit || got < 2*c.pool+memBase {
+				if got := int64(res.memLimit); got > r.limit || got < 2*c.pool+memPoolRecords*memPerRecord+memBase {
 					return fmt.Errorf("the child's highest memory limit was %d bytes; the documented formula gives %d for %d shards", got, r.limit, c.shards)
 				}
 				r.bound = r.limit + binSize

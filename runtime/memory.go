@@ -32,15 +32,17 @@ func (w *Worker) HeldBytes() int64 {
 
 // MemoryBudget sizes a soft memory limit from what the process may hold:
 //
-//	limit = 2 × pool bytes + held + Base
+//	limit = 2 × pool bytes + pool records × RecordOverhead + held + Base
 //
-// Every record in the pool is held twice at worst: as read from the source, and in the Kafka
-// client's serialized (compressed) batch until the broker acknowledges it. held is what the
-// sources may hold outside the pool ([MemoryHolder]). Base is what neither accounts for: the
-// Go runtime, the clients' own buffers, the compressors, the metrics.
+// Every byte in the pool is held twice at worst: as read from the source, and in the Kafka
+// client's serialized (compressed) batch until the broker acknowledges it. Every record in the
+// pool also costs its bookkeeping, which its byte count leaves out (RecordOverhead). held is
+// what the sources may hold outside the pool ([MemoryHolder]). Base is what none of these
+// accounts for: the Go runtime, the clients' own buffers, the compressors, the metrics.
 type MemoryBudget struct {
-	PoolBytes int64
-	Base      int64
+	PoolBytes   int64
+	PoolRecords int64
+	Base        int64
 	// Held reports the sources' share; [Worker.HeldBytes] in a process.
 	Held func() int64
 }
@@ -49,14 +51,22 @@ type MemoryBudget struct {
 // the live heap of a one-shard mirror under load at well under it.
 const DefaultMemoryBase = 48 << 20
 
+// RecordOverhead is what one record in flight costs beyond the bytes the pool counts: the
+// Record (192 bytes on 64-bit), its headers (40 bytes each), the Kafka client's record and
+// headers (160 + 40 each), the produce promise and the tracker's entry: about 850 bytes with
+// the Kinesis source's four headers, rounded up.
+const RecordOverhead = 1 << 10
+
 // Limit returns the limit for what Held reports now.
 func (b MemoryBudget) Limit() int64 {
 	var held int64
 	if b.Held != nil {
 		held = b.Held()
 	}
-	return 2*b.PoolBytes + held + b.Base
+	return b.pool() + held + b.Base
 }
+
+func (b MemoryBudget) pool() int64 { return 2*b.PoolBytes + b.PoolRecords*RecordOverhead }
 
 // Govern sets the limit with set (runtime/debug.SetMemoryLimit in a process) at once, before
 // it returns, and returns the loop that sets it again every interval while it changes, until ctx
@@ -69,7 +79,7 @@ func (b MemoryBudget) Govern(set func(int64) int64, log *slog.Logger) (follow fu
 	}
 	last := b.Limit()
 	set(last)
-	log.Info("memory limit set", "limit_mib", mib(last), "pool_mib", mib(b.PoolBytes), "held_mib", mib(last-2*b.PoolBytes-b.Base), "base_mib", mib(b.Base))
+	log.Info("memory limit set", "limit_mib", mib(last), "pool_mib", mib(b.pool()), "held_mib", mib(last-b.pool()-b.Base), "base_mib", mib(b.Base))
 	return func(ctx context.Context, every time.Duration) {
 		t := time.NewTicker(every)
 		defer t.Stop()

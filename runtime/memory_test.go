@@ -13,11 +13,12 @@ import (
 	"github.com/shardbridge/shardbridge/runtime"
 )
 
-// The limit is 2 x pool + held + base, set before Govern returns, and followed as held changes.
+// The limit is 2 x pool bytes + pool records x RecordOverhead + held + base, set before Govern
+// returns, and followed as held changes.
 func TestMemoryBudgetFollowsHeld(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var held atomic.Int64
-		b := runtime.MemoryBudget{PoolBytes: 10, Base: 100, Held: held.Load}
+		b := runtime.MemoryBudget{PoolBytes: 10, PoolRecords: 2, Base: 100, Held: held.Load}
 		var mu sync.Mutex
 		var sets []int64
 		set := func(n int64) int64 {
@@ -32,8 +33,9 @@ func TestMemoryBudgetFollowsHeld(t *testing.T) {
 			return append([]int64(nil), sets...)
 		}
 		follow := b.Govern(set, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if s := got(); len(s) != 1 || s[0] != 120 {
-			t.Fatalf("after Govern: sets %v, want [120]", s)
+		const base = 2*10 + 2*runtime.RecordOverhead + 100
+		if s := got(); len(s) != 1 || s[0] != base {
+			t.Fatalf("after Govern: sets %v, want [%d]", s, base)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
@@ -50,8 +52,8 @@ func TestMemoryBudgetFollowsHeld(t *testing.T) {
 		held.Store(0)
 		time.Sleep(time.Second)
 		synctest.Wait()
-		if s := got(); len(s) != 3 || s[1] != 170 || s[2] != 120 {
-			t.Fatalf("sets %v, want [120 170 120]", s)
+		if s := got(); len(s) != 3 || s[1] != base+50 || s[2] != base {
+			t.Fatalf("sets %v, want [%d %d %d]", s, base, base+50, base)
 		}
 		cancel()
 		<-done

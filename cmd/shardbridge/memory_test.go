@@ -49,7 +49,8 @@ func (r *limitRecorder) last() (int64, int) {
 }
 
 // With memory_limit auto (the default), `run` sets Go's memory limit to 2 x the pool's bytes plus
-// every shard being read times its share plus the base, and lowers it again once the shards end.
+// 1KiB for each record the pool admits, plus every shard being read times its share, plus the
+// base, and lowers it again once the shards end.
 func TestRunMemoryLimitFollowsShards(t *testing.T) {
 	if _, ok := os.LookupEnv("GOMEMLIMIT"); ok {
 		t.Skip("GOMEMLIMIT is set in the environment, which takes precedence over memory_limit")
@@ -88,7 +89,7 @@ connectors:
 		t.Fatalf("memory_limit defaults to %v, want auto", cfg.MemoryLimit)
 	}
 	perShard := cfg.Connectors[0].Source.Config.(*kinesis.Config).ShardHeldBytes()
-	base := 2*int64(16<<20) + runtime.DefaultMemoryBase
+	base := 2*int64(16<<20) + config.DefaultMaxPendingRecords*runtime.RecordOverhead + runtime.DefaultMemoryBase
 	want := base + shards*perShard
 
 	rec := newLimitRecorder()
@@ -166,8 +167,8 @@ func TestApplyMemoryLimitModes(t *testing.T) {
 		if got := run(config.MemoryLimitOff); len(got) != 0 {
 			t.Errorf("memory_limit off set %v, want nothing", got)
 		}
-		if got := run(config.MemoryLimitAuto); len(got) != 1 || got[0] != 2*int64(config.DefaultMaxPendingBytes)+runtime.DefaultMemoryBase {
-			t.Errorf("memory_limit auto with no connector set %v, want [2 x 64MiB + base]", got)
+		if got := run(config.MemoryLimitAuto); len(got) != 1 || got[0] != 2*int64(config.DefaultMaxPendingBytes)+config.DefaultMaxPendingRecords*runtime.RecordOverhead+runtime.DefaultMemoryBase {
+			t.Errorf("memory_limit auto with no connector set %v, want [2 x 64MiB + 50000 x 1KiB + base]", got)
 		}
 	}
 	t.Setenv("GOMEMLIMIT", "1GiB")

@@ -155,7 +155,8 @@ func applyMemoryLimit(cfg *config.Config, w *runtime.Worker, set func(int64) int
 	case config.MemoryLimitOff:
 		return nil
 	case config.MemoryLimitAuto:
-		b := runtime.MemoryBudget{PoolBytes: int64(cfg.Pool.MaxPendingBytes), Base: runtime.DefaultMemoryBase, Held: w.HeldBytes}
+		b := runtime.MemoryBudget{PoolBytes: int64(cfg.Pool.MaxPendingBytes), PoolRecords: cfg.Pool.MaxPendingRecords,
+			Base: runtime.DefaultMemoryBase, Held: w.HeldBytes}
 		return b.Govern(set, log)
 	}
 	set(cfg.MemoryLimit.Bytes())
