@@ -28,8 +28,8 @@
 // The pool bounds the records in flight; [MemoryBudget] bounds the process around it. Sources
 // that hold memory outside the pool (transport buffers, events being decoded) report it as a
 // [MemoryHolder], the [Worker] sums it over running connectors, and the budget turns that, twice
-// the pool's bytes and a fixed base into a soft limit for Go's memory manager, which it follows
-// as shards start and end.
+// the pool's bytes, [RecordOverhead] per record the pool admits and a fixed base into a soft
+// limit for Go's memory manager, which it follows as shards start and end.
 //
 // # Import direction
 //

@@ -100,10 +100,10 @@
 //
 // Config.ShardHeldBytes is that per-shard figure, and Source.HeldBytes multiplies it by the
 // shards being read now (runtime.MemoryHolder). With memory_limit "auto", the runtime sizes Go's
-// soft memory limit from it (runtime.MemoryBudget: 2 x the pool + HeldBytes + a 48 MiB base) and
-// follows it as readers start and end. BENCHMARKS.md measures peak RSS against that limit plus
-// the binary's size at 1, 8, 32 and 128 shards with full 2 MiB events, of 1 KiB records and of
-// 210-byte records (10,000 to an event). The test
+// soft memory limit from it (runtime.MemoryBudget: the pool's bytes twice, 1 KiB per record it
+// admits, HeldBytes and a 48 MiB base) and follows it as readers start and end. BENCHMARKS.md
+// measures peak RSS against that limit plus the binary's size at 1, 8, 32 and 128 shards with
+// full 2 MiB events, of 1 KiB records and of 210-byte records (10,000 to an event). The test
 // TestBackpressure64ShardsBoundedMemory checks the heap with a sink that never acknowledges.
 //
 // # Metrics
