@@ -154,7 +154,7 @@ func (b *bench) memory(ctx context.Context) error {
 			rows = append(rows, r)
 			b.logf("  peak RSS %s MiB (anon %s, file %s), live heap %s MiB, pool %s MiB, limit %s MiB, GC %.0f%% of CPU, %.0f records/s",
 				mibs(float64(res.peakRSS)), mibs(float64(res.peakAnon)), mibs(float64(res.peakFile)), mibs(res.peakLive), mibs(res.peakPool),
-				limitMiB(res.memLimit), 100*res.gcCPU/max(res.steadyCPU, 1e-9), res.rate())
+				limitMiB(res.memLimit), res.gcPercent(), res.rate())
 		}
 	}
 	fmt.Fprintf(b.out, "\n| shards | record B | pool MiB | backlog MiB | memory_limit | run | limit MiB (child's peak) | bound MiB | peak RSS MiB | RSS / bound | bound held | peak anon MiB | peak file MiB | peak live heap MiB | peak pool MiB | GC share of CPU | CPU-s per 1M records | records/s | in Kafka (missing, extra) | load avg |\n")
@@ -175,7 +175,7 @@ func (b *bench) memory(ctx context.Context) error {
 		fmt.Fprintf(b.out, "| %d | %d | %s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f%% | %.1f | %.0f | %d (%d, %d) | %s |\n",
 			r.shards, r.recordSize, mibs(float64(r.pool)), mibs(float64(r.backlog)), r.limitMode, run, limit, bound, mibs(float64(r.res.peakRSS)), ratio, held,
 			mibs(float64(r.res.peakAnon)), mibs(float64(r.res.peakFile)), mibs(r.res.peakLive), mibs(r.res.peakPool),
-			100*r.res.gcCPU/max(r.res.steadyCPU, 1e-9), r.res.steadyCPU/float64(max(r.res.steady, 1))*1e6, r.res.rate(),
+			r.res.gcPercent(), r.res.cpuPerMillion(), r.res.rate(),
 			r.res.inTopic, r.recordsMissing, r.duplicates, r.res.loadavg)
 	}
 	held := !slices.ContainsFunc(rows, func(r memRow) bool { return r.limitMode == "auto" && !r.boundHeld })

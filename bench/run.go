@@ -279,6 +279,12 @@ type binaries struct{ shardbridge, floor string }
 
 func writeFile(path, text string) error { return os.WriteFile(path, []byte(text), 0o600) }
 
+// cpuPerMillion is the child's CPU seconds per million records over the steady span.
+func (r runResult) cpuPerMillion() float64 { return r.steadyCPU / float64(max(r.steady, 1)) * 1e6 }
+
+// gcPercent is the garbage collector's share of the child's CPU over the steady span, in percent.
+func (r runResult) gcPercent() float64 { return 100 * r.gcCPU / max(r.steadyCPU, 1e-9) }
+
 // rate is records per second over the steady span, 0 when the span was too short to measure.
 func (r runResult) rate() float64 {
 	if r.steady <= 0 || r.steadyTime <= 0 {

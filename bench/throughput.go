@@ -37,8 +37,7 @@ type tpRow struct {
 
 func (r tpRow) recordsPerSec() float64 { return r.res.rate() }
 
-// cpuPerMillion is CPU seconds per million records over the steady span.
-func (r tpRow) cpuPerMillion() float64 { return r.res.steadyCPU / float64(r.res.steady) * 1e6 }
+func (r tpRow) cpuPerMillion() float64 { return r.res.cpuPerMillion() }
 
 func (b *bench) throughput(ctx context.Context) error {
 	var rows []tpRow
@@ -72,7 +71,7 @@ func (b *bench) throughput(ctx context.Context) error {
 				rows = append(rows, row)
 				b.logf("  %.0f records/s, %.2f CPU-s per 1M records, p50 %s p99 %s, RSS %s MiB (anon %s), live heap %s MiB, memory limit %s MiB, GC %.0f%% of CPU",
 					row.recordsPerSec(), row.cpuPerMillion(), percentile(res.latencies, 50), percentile(res.latencies, 99), mibs(float64(res.peakRSS)),
-					mibs(float64(res.peakAnon)), mibs(res.peakLive), limitMiB(res.memLimit), 100*res.gcCPU/max(res.steadyCPU, 1e-9))
+					mibs(float64(res.peakAnon)), mibs(res.peakLive), limitMiB(res.memLimit), res.gcPercent())
 			}
 		}
 		kp.Close()
