@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/shardbridge/shardbridge/internal/syncbuf"
 	"github.com/shardbridge/shardbridge/runtime/config"
 	"github.com/shardbridge/shardbridge/source/kinesis/kinesistest"
 )
@@ -350,7 +349,7 @@ connectors:
 	put(bigStream, 1, 2048)
 	put(longStream, 1, 64)
 
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithCancel(context.Background())
 	startedCh := make(chan started, 1)
@@ -557,26 +556,6 @@ func scrape(ctx context.Context, url string) (map[string]string, map[string]floa
 	}
 	return families, samples, sc.Err()
 }
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes and the test's reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-var _ io.Writer = (*syncBuffer)(nil)
 
 // The README's HTTP API table lists exactly the endpoints runtime/api's package doc lists.
 func TestReadmeAPIEndpoints(t *testing.T) {

@@ -1,7 +1,6 @@
 package kinesismock
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/shardbridge/shardbridge/internal/syncbuf"
 )
 
 // Delay is the state-change delay the emulator is started with, for stream
@@ -84,7 +84,7 @@ func Start(t testing.TB, streams ...string) *Mock {
 		env = append(env, "INITIALIZE_STREAMS="+strings.Join(streams, ","))
 	}
 	cmd.Env = env
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{} // written from exec's copying goroutines, read at cleanup
 	cmd.Stdout, cmd.Stderr = out, out
 	// Kill, not interrupt: the emulator keeps nothing we need to flush.
 	cmd.Cancel = func() error { return cmd.Process.Kill() }
@@ -215,23 +215,4 @@ func freePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer collects the emulator's output, written from exec's copying
-// goroutines and read at cleanup.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -18,12 +18,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/shardbridge/shardbridge/internal/syncbuf"
 	"github.com/shardbridge/shardbridge/runtime"
 	"github.com/shardbridge/shardbridge/runtime/config"
 )
@@ -151,24 +151,6 @@ func TestTLSInsecureSkipVerify(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestSASL authenticates with each user/password mechanism, and checks that a wrong password is
 // reported without the password appearing in the error or the debug log.
 func TestSASL(t *testing.T) {
@@ -178,7 +160,7 @@ func TestSASL(t *testing.T) {
 		t.Run(mech, func(t *testing.T) {
 			_, cfg := newCluster(t, kfake.SeedTopics(1, "mirror.s"), kfake.EnableSASL(), kfake.Superuser(mech, "svc", pass))
 			cfg.RequestTimeout = config.Duration(time.Second)
-			var logs syncBuffer
+			var logs syncbuf.Buffer
 			log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug - 8}))
 
 			cfg.SASL = SASLConfig{Mechanism: mech, Username: "svc", Password: pass}
