@@ -1,0 +1,100 @@
+package runtime
+
+import (
+	"context"
+	"time"
+)
+
+var _ Emitter = (*Connector)(nil)
+
+// WaitForSpace implements Emitter.
+func (c *Connector) WaitForSpace(ctx context.Context, timeout time.Duration) error {
+	c.mu.Lock()
+	gate := c.running
+	c.mu.Unlock()
+	select {
+	case <-gate:
+	default:
+		start := time.Now()
+		var deadline <-chan time.Time
+		if timeout > 0 {
+			t := time.NewTimer(timeout)
+			defer t.Stop()
+			deadline = t.C
+		}
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline:
+			return ErrBackpressureTimeout
+		}
+		if timeout > 0 {
+			timeout -= time.Since(start)
+			if timeout <= 0 {
+				return ErrBackpressureTimeout
+			}
+		}
+	}
+	return c.opts.Pool.WaitForSpace(ctx, timeout)
+}
+
+// Emit implements Emitter.
+func (c *Connector) Emit(ctx context.Context, shard string, recs []Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	if c.closed.Load() {
+		return ErrStopping
+	}
+	var bytes int64
+	for i := range recs {
+		s := recs[i].Size()
+		recs[i].size = s
+		bytes += s
+	}
+	n := int64(len(recs))
+	if err := c.opts.Pool.Acquire(ctx, n, bytes); err != nil {
+		return err
+	}
+	st := c.tracker.Shard(shard)
+	pending := c.pendingBytes(shard)
+	pending.Add(bytes)
+	for i := range recs {
+		r := &recs[i]
+		r.ticket = st.Register(r.Position)
+		r.track = st
+		r.conn = c
+		r.pending = pending
+	}
+	c.inflight.Add(n)
+	c.opts.Metrics.emitted(c.opts.Name, n, bytes)
+	return c.opts.Sink.Write(c.writeCtx, recs, c.ackFn)
+}
+
+// EndShard implements Emitter.
+func (c *Connector) EndShard(ctx context.Context, shard string) error {
+	st := c.tracker.Shard(shard)
+	st.Ack(st.RegisterEnd())
+	c.requestCommit()
+	return nil
+}
+
+// Resume implements Emitter.
+func (c *Connector) Resume(shard string) (Mark, bool) {
+	m, ok := c.resume[shard]
+	return m, ok
+}
+
+// WaitEnded implements Emitter.
+func (c *Connector) WaitEnded(ctx context.Context, shard string) error {
+	c.mu.Lock()
+	ch := c.endedLocked(shard)
+	c.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

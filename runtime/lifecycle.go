@@ -1,0 +1,160 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Run loads the checkpoints, runs the source until ctx ends or the connector fails, then drains:
+// it stops reading, waits up to ShutdownTimeout for in-flight records, flushes the sink and writes
+// final checkpoints. It returns nil after a clean stop and the first fatal error otherwise. Run may
+// be called once. The caller closes the sink after Run returns; records still in flight then are
+// acked with errors by the sink and only release their pool space.
+func (c *Connector) Run(ctx context.Context) error {
+	c.stream = c.opts.Source.Stream()
+	if err := c.load(ctx); err != nil {
+		c.setFailed(err)
+		c.closed.Store(true)
+		c.log.Error("connector failed", "error", err)
+		return err
+	}
+	c.setState(StateRunning)
+	c.log.Info("connector started", "stream", c.stream, "resumed_shards", len(c.resume), "epoch", c.opts.Owner.Epoch)
+
+	writeCtx, stopWrites := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWrites()
+	c.writeCtx = writeCtx
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	srcDone := make(chan error, 1)
+	go func() { srcDone <- c.opts.Source.Run(readCtx, c) }()
+
+	dlqCtx, stopDLQ := context.WithCancel(context.WithoutCancel(ctx))
+	dlqDone := make(chan struct{})
+	go func() { defer close(dlqDone); c.runDeadLetters(dlqCtx) }()
+
+	ticker := time.NewTicker(c.opts.CheckpointInterval)
+	defer ticker.Stop()
+
+	sourceReturned := false
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err := <-srcDone:
+			sourceReturned = true
+			if err != nil && !errors.Is(err, context.Canceled) {
+				c.fail(fmt.Errorf("source: %w", err))
+			}
+			break loop
+		case <-c.fatal:
+			break loop
+		case <-ticker.C:
+			c.commit(ctx)
+		case <-c.commitCh:
+			c.commit(ctx)
+		}
+	}
+
+	// Drain. Reading stops first, so that nothing new enters the pool.
+	stopReading()
+	if !sourceReturned {
+		if err := <-srcDone; err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, ErrStopping) {
+			c.fail(fmt.Errorf("source: %w", err))
+		}
+	}
+	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.ShutdownTimeout)
+	defer cancel()
+	if err := c.waitInFlight(drainCtx); err != nil {
+		c.log.Warn("shutdown timeout passed with records in flight; they will be read again after a restart",
+			"in_flight", c.inflight.Load(), "shutdown_timeout", c.opts.ShutdownTimeout)
+	}
+	if err := c.opts.Sink.Flush(drainCtx); err != nil {
+		c.log.Warn("sink flush on shutdown", "error", err)
+	}
+	stopWrites()
+	stopDLQ()
+	<-dlqDone
+	c.commit(drainCtx)
+	c.closed.Store(true)
+
+	c.mu.Lock()
+	err := c.failErr
+	if err == nil {
+		c.state = StateStopped
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.log.Error("connector failed", "error", err)
+		return err
+	}
+	c.log.Info("connector stopped")
+	return nil
+}
+
+// waitInFlight waits until every emitted record has been acked.
+func (c *Connector) waitInFlight(ctx context.Context) error {
+	for c.inflight.Load() > 0 {
+		select {
+		case <-c.zero:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// fail records the first fatal error and makes Run stop.
+func (c *Connector) fail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lastErrs = append(c.lastErrs, err.Error())
+	if len(c.lastErrs) > 10 {
+		c.lastErrs = c.lastErrs[1:]
+	}
+	if c.failErr != nil {
+		return
+	}
+	c.failErr = err
+	c.state = StateFailed
+	close(c.fatal)
+}
+
+func (c *Connector) setFailed(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failErr = err
+	c.state = StateFailed
+}
+
+func (c *Connector) setState(s State) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.state = s
+}
+
+// Pause stops reading: readers block in WaitForSpace. Records in flight still complete and their
+// checkpoints still move.
+func (c *Connector) Pause() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != StateRunning {
+		return
+	}
+	c.state = StatePaused
+	c.running = make(chan struct{})
+}
+
+// Unpause undoes Pause; the API calls it resume.
+func (c *Connector) Unpause() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != StatePaused {
+		return
+	}
+	c.state = StateRunning
+	close(c.running)
+}
