@@ -24,6 +24,14 @@ func (c *Connector) ack(r *Record, err error) {
 		c.done(r)
 	case PolicyDLQ:
 		c.dlqMu.Lock()
+		if c.dlqClosed {
+			// The dead-letter goroutine has ended (the drain is past it) but Run has not
+			// returned yet: nobody would write this record, so release it unacknowledged, as
+			// runDeadLetters does with what it leaves queued; a restart reads it again.
+			c.dlqMu.Unlock()
+			c.release(r)
+			return
+		}
 		c.dlqQueue = append(c.dlqQueue, deadLetter{rec: r, cause: err})
 		c.dlqMu.Unlock()
 		select {

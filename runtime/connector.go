@@ -16,6 +16,7 @@ import (
 const (
 	DefaultCheckpointInterval = 5 * time.Second
 	DefaultShutdownTimeout    = 30 * time.Second
+	DefaultFinalCommitTimeout = 10 * time.Second
 )
 
 // State is a connector's lifecycle state, as the HTTP API reports it.
@@ -45,6 +46,10 @@ type ConnectorOptions struct {
 	CheckpointInterval time.Duration
 	// ShutdownTimeout bounds the wait for in-flight records on shutdown. Default 30s.
 	ShutdownTimeout time.Duration
+	// FinalCommitTimeout bounds the final checkpoint commit after the drain. It is a budget of
+	// its own, so that a drain that used up ShutdownTimeout still checkpoints what was
+	// acknowledged. Default 10s.
+	FinalCommitTimeout time.Duration
 	// ErrorPolicy applies to records that fail for good. Default PolicyFail. PolicyDLQ needs a
 	// Sink that implements DeadLetterWriter.
 	ErrorPolicy ErrorPolicy
@@ -85,13 +90,15 @@ type Connector struct {
 	fatal    chan struct{} // closed by fail
 	commitCh chan struct{} // asks Run for a checkpoint commit now; buffered 1
 
-	dlqMu    sync.Mutex
-	dlqQueue []deadLetter // dlqMu guards dlqQueue
-	dlqWake  chan struct{}
+	dlqMu     sync.Mutex
+	dlqQueue  []deadLetter // dlqMu guards dlqQueue
+	dlqClosed bool         // dlqMu guards; the dead-letter goroutine has ended: nothing queued is written
+	dlqWake   chan struct{}
 
 	mu       sync.Mutex // mu guards the fields below
 	state    State
 	failErr  error
+	paused   bool                     // Pause was called and Unpause not since; kept across Run's start
 	running  chan struct{}            // closed while not paused
 	ended    map[string]chan struct{} // closed once the shard's end is in the store
 	written  map[string]Mark          // last mark written per shard
@@ -116,6 +123,9 @@ func NewConnector(opts ConnectorOptions) (*Connector, error) {
 	}
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if opts.FinalCommitTimeout <= 0 {
+		opts.FinalCommitTimeout = DefaultFinalCommitTimeout
 	}
 	switch opts.ErrorPolicy {
 	case "":

@@ -27,9 +27,11 @@ type Emitter interface {
 	// which suits a reader that holds no upstream connection yet.
 	WaitForSpace(ctx context.Context, timeout time.Duration) error
 	// Emit acquires pool space for recs (blocking until it fits), registers their positions and
-	// hands them to the sink. recs must all belong to shard, in shard order. On return the records
-	// belong to the pipeline. An error means ctx ended or the connector is stopping; no record of
-	// recs is then registered.
+	// hands them to the sink. recs must all belong to shard, in shard order. An error means ctx
+	// ended while waiting for the pool or the connector is stopping; no record of recs is then
+	// registered, and the reader may read them again. A nil return means every record was
+	// registered and belongs to the pipeline: its outcome, a sink failure included, is decided by
+	// its ack and the error policy, never by reading it again.
 	Emit(ctx context.Context, shard string, recs []Record) error
 	// EndShard records that the shard has been read to its end. The end becomes a checkpoint once
 	// every record emitted for the shard has been acknowledged.

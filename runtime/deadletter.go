@@ -12,7 +12,9 @@ type deadLetter struct {
 
 // runDeadLetters writes dead letters one at a time. It owns the DeadLetterWriter calls, which
 // block, so that the ack function never does. On ctx end, queued records are released without an
-// acknowledgement: a restart reads them again.
+// acknowledgement: a restart reads them again. It marks the queue closed in the same critical
+// section that takes what is left, so an error ack that arrives later (the drain's final commit
+// runs after this goroutine ends) releases its record itself instead of queueing it for nobody.
 func (c *Connector) runDeadLetters(ctx context.Context) {
 	dw, _ := c.opts.Sink.(DeadLetterWriter)
 	for {
@@ -42,6 +44,7 @@ func (c *Connector) runDeadLetters(ctx context.Context) {
 			c.dlqMu.Lock()
 			queue := c.dlqQueue
 			c.dlqQueue = nil
+			c.dlqClosed = true
 			c.dlqMu.Unlock()
 			for _, dl := range queue {
 				c.release(dl.rec)

@@ -69,7 +69,14 @@ func (c *Connector) Emit(ctx context.Context, shard string, recs []Record) error
 	}
 	c.inflight.Add(n)
 	c.opts.Metrics.emitted(c.opts.Name, n, bytes)
-	return c.opts.Sink.Write(c.writeCtx, recs, c.ackFn)
+	// From here on the records are registered and belong to the pipeline. A sink acks every
+	// record of a Write, also when Write returns an error, so such an error reaches each record
+	// through its ack and the error policy. Returning it here as well would tell the reader that
+	// nothing was taken, and a reader that read the records again would register them twice.
+	if err := c.opts.Sink.Write(c.writeCtx, recs, c.ackFn); err != nil {
+		c.log.Debug("sink write returned an error; its records are failed through their acks", "shard", shard, "records", n, "error", err)
+	}
+	return nil
 }
 
 // EndShard implements Emitter.

@@ -20,7 +20,14 @@ func (c *Connector) Run(ctx context.Context) error {
 		c.log.Error("connector failed", "error", err)
 		return err
 	}
-	c.setState(StateRunning)
+	c.mu.Lock()
+	c.state = StateRunning
+	if c.paused {
+		// Paused before it started (a pause sent while it was stopped or starting, or kept
+		// across a restart): it starts paused.
+		c.state = StatePaused
+	}
+	c.mu.Unlock()
 	c.log.Info("connector started", "stream", c.stream, "resumed_shards", len(c.resume), "epoch", c.opts.Owner.Epoch)
 
 	writeCtx, stopWrites := context.WithCancel(context.WithoutCancel(ctx))
@@ -71,14 +78,18 @@ loop:
 	if err := c.waitInFlight(drainCtx); err != nil {
 		c.log.Warn("shutdown timeout passed with records in flight; they will be read again after a restart",
 			"in_flight", c.inflight.Load(), "shutdown_timeout", c.opts.ShutdownTimeout)
-	}
-	if err := c.opts.Sink.Flush(drainCtx); err != nil {
+	} else if err := c.opts.Sink.Flush(drainCtx); err != nil {
 		c.log.Warn("sink flush on shutdown", "error", err)
 	}
 	stopWrites()
 	stopDLQ()
 	<-dlqDone
-	c.commit(drainCtx)
+	// The final commit has a budget of its own: when the drain used up ShutdownTimeout, the
+	// records acknowledged so far still get their checkpoint, instead of a commit that fails at
+	// once on the expired drain context.
+	finalCtx, cancelFinal := context.WithTimeout(context.WithoutCancel(ctx), c.opts.FinalCommitTimeout)
+	defer cancelFinal()
+	c.commit(finalCtx)
 	c.closed.Store(true)
 
 	c.mu.Lock()
@@ -130,31 +141,32 @@ func (c *Connector) setFailed(err error) {
 	c.state = StateFailed
 }
 
-func (c *Connector) setState(s State) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.state = s
-}
-
 // Pause stops reading: readers block in WaitForSpace. Records in flight still complete and their
-// checkpoints still move.
+// checkpoints still move. A pause before Run (or while Run starts) is kept: the connector starts
+// paused.
 func (c *Connector) Pause() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.state != StateRunning {
+	if c.paused {
 		return
 	}
-	c.state = StatePaused
+	c.paused = true
 	c.running = make(chan struct{})
+	if c.state == StateRunning {
+		c.state = StatePaused
+	}
 }
 
 // Unpause undoes Pause; the API calls it resume.
 func (c *Connector) Unpause() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.state != StatePaused {
+	if !c.paused {
 		return
 	}
-	c.state = StateRunning
+	c.paused = false
 	close(c.running)
+	if c.state == StatePaused {
+		c.state = StateRunning
+	}
 }

@@ -9,13 +9,23 @@ import (
 )
 
 // MemoryStore is a runtime.CheckpointStore in memory. It keeps every commit in order, so tests can
-// check that checkpoints only ever moved forward. Set Err to make Load and Commit fail.
+// check that checkpoints only ever moved forward. FailLoad and FailCommits make Load and Commit
+// fail. Like a store over the network, it fails a Load or Commit whose context has ended.
 type MemoryStore struct {
 	mu        sync.Mutex // mu guards the fields below
 	latest    map[string]runtime.Checkpoint
 	history   []runtime.Checkpoint
 	loadErr   error
 	commitErr error
+	hook      func(ctx context.Context, cps []runtime.Checkpoint) error
+}
+
+// OnCommit makes every Commit call hook first, without the store's lock held; an error from hook
+// fails the Commit. Tests use it to block a commit or to act at the moment one happens.
+func (s *MemoryStore) OnCommit(hook func(ctx context.Context, cps []runtime.Checkpoint) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hook = hook
 }
 
 // FailLoad makes Load return err (nil to recover).
@@ -47,6 +57,9 @@ func key(conn, stream, shard string) string { return conn + "\x00" + stream + "\
 
 // Load implements runtime.CheckpointStore.
 func (s *MemoryStore) Load(ctx context.Context, connector, stream string) ([]runtime.Checkpoint, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.loadErr != nil {
@@ -64,6 +77,17 @@ func (s *MemoryStore) Load(ctx context.Context, connector, stream string) ([]run
 
 // Commit implements runtime.CheckpointStore.
 func (s *MemoryStore) Commit(ctx context.Context, cps []runtime.Checkpoint) error {
+	s.mu.Lock()
+	hook := s.hook
+	s.mu.Unlock()
+	if hook != nil {
+		if err := hook(ctx, cps); err != nil {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.commitErr != nil {
