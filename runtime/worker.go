@@ -80,6 +80,11 @@ type managed struct {
 	state  State         // the state once no run is active (STOPPED, FAILED)
 	err    error         // the error the last run ended with
 	paused bool
+	// editing is non-nil while an offsets edit writes; it is closed when the edit ends. A start
+	// asked for meanwhile waits for it (startAfterEdit), so that the run loads the edited
+	// checkpoints and never writes over them with the ones it loaded before.
+	editing        chan struct{}
+	startAfterEdit bool
 }
 
 // NewWorker returns a Worker for specs. metrics may be nil.
@@ -105,7 +110,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.mu.Lock()
 	w.ctx = ctx
 	for _, m := range w.conns {
-		w.startLocked(m)
+		w.startOrDeferLocked(m)
 	}
 	w.mu.Unlock()
 
@@ -142,6 +147,16 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("failed connectors: %v", failed)
 	}
 	return nil
+}
+
+// startOrDeferLocked starts a run of m, or, while an offsets edit of m is writing, marks it to
+// start once the edit ends. The caller holds w.mu and has checked that no run is active.
+func (w *Worker) startOrDeferLocked(m *managed) {
+	if m.editing != nil {
+		m.startAfterEdit = true
+		return
+	}
+	w.startLocked(m)
 }
 
 // startLocked starts a run of m. The caller holds w.mu and has checked that no run is active.
@@ -401,22 +416,42 @@ func (w *Worker) Restart(ctx context.Context, name string) error {
 	if m.done != nil && !isClosed(m.done) {
 		return errors.New("connector is being restarted by another request")
 	}
-	w.startLocked(m)
+	w.startOrDeferLocked(m)
 	return nil
 }
 
-// stoppedSpec returns m's spec if no run is active.
-func (w *Worker) stoppedSpec(name string) (ConnectorSpec, error) {
+// beginEdit reserves a stopped connector for an offsets edit and returns its spec and the
+// function that ends the reservation. Until then no run of it starts (a restart asked for
+// meanwhile starts when the edit ends), so the check that it is stopped stays true for the
+// whole write.
+func (w *Worker) beginEdit(name string) (ConnectorSpec, func(), error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	m, err := w.get(name)
 	if err != nil {
-		return ConnectorSpec{}, err
+		return ConnectorSpec{}, nil, err
 	}
 	if m.done != nil && !isClosed(m.done) {
-		return ConnectorSpec{}, fmt.Errorf("%w: %q is %s; stop it first (PUT /connectors/%s/stop)", ErrNotStopped, name, StateRunning, name)
+		return ConnectorSpec{}, nil, fmt.Errorf("%w: %q is %s; stop it first (PUT /connectors/%s/stop)", ErrNotStopped, name, StateRunning, name)
 	}
-	return m.spec, nil
+	if m.editing != nil {
+		return ConnectorSpec{}, nil, fmt.Errorf("%w: the offsets of %q are being edited by another request; try again", ErrNotStopped, name)
+	}
+	ch := make(chan struct{})
+	m.editing = ch
+	end := func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		m.editing = nil
+		close(ch)
+		if m.startAfterEdit {
+			m.startAfterEdit = false
+			if w.ctx != nil && w.ctx.Err() == nil {
+				w.startLocked(m)
+			}
+		}
+	}
+	return m.spec, end, nil
 }
 
 // Offsets returns the connector's checkpoints as stored.
@@ -433,27 +468,42 @@ func (w *Worker) Offsets(ctx context.Context, name string) ([]Checkpoint, error)
 	return m.spec.Store.Load(ctx, name, m.spec.Stream)
 }
 
-// SetOffsets writes checkpoints for a stopped connector, e.g. to rewind a shard.
+// SetOffsets writes checkpoints for a stopped connector, e.g. to rewind a shard. They carry an
+// epoch above every stored one, so that they win over checkpoints of earlier runs wherever
+// epochs are compared, and the connector's next run counts its epoch from them.
 func (w *Worker) SetOffsets(ctx context.Context, name string, cps []Checkpoint) error {
-	spec, err := w.stoppedSpec(name)
+	spec, end, err := w.beginEdit(name)
 	if err != nil {
 		return err
+	}
+	defer end()
+	stored, err := spec.Store.Load(ctx, name, spec.Stream)
+	if err != nil {
+		return fmt.Errorf("load the stored checkpoints (for their epoch): %w", err)
+	}
+	var epoch int64
+	for _, cp := range stored {
+		epoch = max(epoch, cp.Owner.Epoch)
 	}
 	now := time.Now()
 	for i := range cps {
 		cps[i].Connector, cps[i].Stream, cps[i].Written = name, spec.Stream, now
-		cps[i].Owner = Owner{ID: "http-api"}
+		cps[i].Owner = Owner{ID: OffsetsAPIOwner, Epoch: epoch + 1}
 	}
 	return spec.Store.Commit(ctx, cps)
 }
 
+// OffsetsAPIOwner is the owner id of checkpoints written by SetOffsets.
+const OffsetsAPIOwner = "http-api"
+
 // ResetOffsets deletes the checkpoints of a stopped connector (of the named shards, or all), so
 // those shards start again from the configured start position.
 func (w *Worker) ResetOffsets(ctx context.Context, name string, shards []string) error {
-	spec, err := w.stoppedSpec(name)
+	spec, end, err := w.beginEdit(name)
 	if err != nil {
 		return err
 	}
+	defer end()
 	del, ok := spec.Store.(CheckpointDeleter)
 	if !ok {
 		return errors.New("the checkpoint store cannot delete checkpoints")
