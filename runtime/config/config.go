@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -131,13 +132,15 @@ type Plugin struct {
 	Config PluginConfig
 }
 
-// MarshalJSON writes the section as it is written in a config file: {"kinesis": {...}}.
-// Secrets inside Config stay redacted as long as the plugin's struct uses Secret.
+// MarshalJSON writes the section as it is written in a config file: {"kinesis": {...}}, keyed
+// by the plugin struct's koanf tags (the keys a user writes), whatever its JSON tags, with every
+// field including filled-in defaults. Secrets inside Config stay redacted as long as the plugin's
+// struct uses Secret.
 func (p Plugin) MarshalJSON() ([]byte, error) {
 	if p.Type == "" {
 		return []byte("null"), nil
 	}
-	return json.Marshal(map[string]any{p.Type: p.Config})
+	return json.Marshal(map[string]any{p.Type: keyed(reflect.ValueOf(p.Config))})
 }
 
 // PluginConfig is the typed section of one source or sink type. Validate fills defaults
