@@ -204,20 +204,20 @@ func connectorSpec(cfg *config.Config, c config.Connector, reg prometheus.Regist
 			store, err := kafka.NewCheckpointStore(ctx, *snk, c.Checkpoint.Topic,
 				kafka.WithConnector(c.Name), kafka.WithLogger(clog), kafka.WithRegisterer(reg))
 			if err != nil {
-				return runtime.Parts{}, fmt.Errorf("checkpoint store: %w", err)
+				return runtime.Parts{}, err // it names the part already
 			}
 			sink, err := kafka.NewSink(ctx, *snk, kafka.WithConnector(c.Name), kafka.WithLogger(clog),
 				kafka.WithRegisterer(reg), kafka.WithDeadLetterTopic(c.Errors.DLQTopic))
 			if err != nil {
 				_ = store.Close(ctx)
-				return runtime.Parts{}, fmt.Errorf("kafka sink: %w", err)
+				return runtime.Parts{}, err // it names the part already
 			}
 			source, err := kinesis.New(*src, c.Name, kinesis.WithLogger(clog), kinesis.WithRegisterer(reg),
 				kinesis.WithPoolWaitTimeout(time.Duration(cfg.Pool.WaitTimeout)))
 			if err != nil {
 				_ = sink.Close(ctx)
 				_ = store.Close(ctx)
-				return runtime.Parts{}, fmt.Errorf("kinesis source: %w", err)
+				return runtime.Parts{}, err // it names the part already
 			}
 			return runtime.Parts{
 				Options: runtime.ConnectorOptions{
