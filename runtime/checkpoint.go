@@ -12,30 +12,60 @@ func (c *Connector) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load checkpoints of connector %s: %w", c.opts.Name, err)
 	}
-	c.resume = make(map[string]Mark, len(cps))
 	var epoch int64
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.resume = make(map[string]Mark, len(cps))
 	for _, cp := range cps {
-		c.resume[cp.Shard] = cp.Mark
-		c.written[cp.Shard] = cp.Mark
-		if cp.Mark.End {
-			c.endedLocked(cp.Shard) // create
-			close(c.ended[cp.Shard])
-		}
+		c.loadedLocked(cp, nil)
 		epoch = max(epoch, cp.Owner.Epoch)
 	}
 	c.opts.Owner.Epoch = epoch + 1
 	return nil
 }
 
+// loadedLocked takes in one stored checkpoint: where its shard resumes (when resume accepts the
+// shard; every shard when resume is nil), what is known written, and whether the shard has ended.
+func (c *Connector) loadedLocked(cp Checkpoint, resume func(shard string) bool) {
+	if resume == nil || resume(cp.Shard) {
+		c.resume[cp.Shard] = cp.Mark
+		c.written[cp.Shard] = cp.Mark
+	}
+	if cp.Mark.End {
+		ch := c.endedLocked(cp.Shard)
+		select {
+		case <-ch:
+		default:
+			close(ch)
+		}
+	}
+}
+
 // commit writes every shard's mark that moved since the last write. A store error is logged and
 // the marks are written again next time: checkpoints only move forward, so a retry is safe.
-func (c *Connector) commit(ctx context.Context) {
+func (c *Connector) commit(ctx context.Context) { c.commitShards(ctx, nil) }
+
+// commitShards is commit for the shards keep accepts (every tracked shard when keep is nil).
+// Commits are serial, so that a commit that computed older marks never lands after a newer one.
+//
+// With several workers (Ownership set), a commit is written only under a lease: the group has
+// just confirmed that this worker still owns its slots, and the write must reach Kafka before
+// the lease runs out. The lease is shorter than the group's session timeout, which is the
+// soonest the group could give the slots to another worker, so a worker that was frozen (a long
+// pause, SIGSTOP) between the check and the write cannot land a stale checkpoint after the new
+// owner's: its write's context has expired by the time it runs again, and the Kafka client fails
+// a record whose context ended before sending it.
+func (c *Connector) commitShards(ctx context.Context, keep func(shard string) bool) {
+	c.commitMu.Lock()
+	defer c.commitMu.Unlock()
 	var cps []Checkpoint
 	now := time.Now()
 	c.mu.Lock()
+	owner := c.opts.Owner
 	for _, shard := range c.tracker.Shards() {
+		if keep != nil && !keep(shard) {
+			continue
+		}
 		m, ok := c.tracker.Shard(shard).Committable()
 		if !ok {
 			continue
@@ -49,12 +79,26 @@ func (c *Connector) commit(ctx context.Context) {
 		}
 		cps = append(cps, Checkpoint{
 			Connector: c.opts.Name, Stream: c.stream, Shard: shard,
-			Mark: m, Owner: c.opts.Owner, Written: now,
+			Mark: m, Owner: owner, Written: now,
 		})
 	}
 	c.mu.Unlock()
 	if len(cps) == 0 {
 		return
+	}
+	if own := c.opts.Ownership; own != nil {
+		lease, err := own.Lease(ctx)
+		if err != nil {
+			c.log.Warn("checkpoints not written: the group did not confirm that this worker still owns its shards", "error", err, "shards", len(cps))
+			c.opts.Metrics.checkpointFenced(c.opts.Name)
+			return
+		}
+		for i := range cps {
+			cps[i].Owner.Epoch = lease.Epoch
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, lease.Until)
+		defer cancel()
 	}
 	start := time.Now()
 	if err := c.opts.Store.Commit(ctx, cps); err != nil {

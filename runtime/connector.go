@@ -54,8 +54,13 @@ type ConnectorOptions struct {
 	// Sink that implements DeadLetterWriter.
 	ErrorPolicy ErrorPolicy
 	// Owner is written with every checkpoint. Its Epoch is replaced at start by one more than the
-	// highest epoch found in the loaded checkpoints.
+	// highest epoch found in the loaded checkpoints, or, with Ownership, by the group generation
+	// each commit's lease confirms.
 	Owner Owner
+	// Ownership, when set, shares the connector's shards with other workers: this connector reads
+	// only the shards of the slots it owns, loads their checkpoints when it gains them, and hands
+	// them over drained and checkpointed. Nil: this process reads every shard.
+	Ownership Ownership
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Metrics, when set, receives the connector's counters.
@@ -76,8 +81,7 @@ type Connector struct {
 	// than per record; nil without metrics.
 	ackedTotal prometheus.Counter
 
-	// Read-only once Run has loaded the checkpoints.
-	resume map[string]Mark
+	// Read-only once Run has started.
 	stream string
 	// writeCtx is what Emit hands to Sink.Write. It outlives the source's context, which ends
 	// when the drain starts: a sink may fail records whose Write context ends, and the drain is
@@ -95,6 +99,11 @@ type Connector struct {
 	dlqClosed bool         // dlqMu guards; the dead-letter goroutine has ended: nothing queued is written
 	dlqWake   chan struct{}
 
+	commitMu sync.Mutex // serializes checkpoint commits
+
+	// lineageWake asks the lineage watcher to look for parents' ends in the store now; buffered 1.
+	lineageWake chan struct{}
+
 	mu       sync.Mutex // mu guards the fields below
 	state    State
 	failErr  error
@@ -102,8 +111,14 @@ type Connector struct {
 	running  chan struct{}            // closed while not paused
 	ended    map[string]chan struct{} // closed once the shard's end is in the store
 	written  map[string]Mark          // last mark written per shard
+	resume   map[string]Mark          // where each shard resumes: loaded at start, or when its slot is gained
 	pending  map[string]*atomic.Int64 // bytes emitted and not yet done, per shard
 	lastErrs []string
+	// slots is what this worker owns with Ownership set; nil entries mean not owned. slotsChanged
+	// is closed (and replaced) whenever a slot is gained, to wake Own.
+	slots        map[int32]*slotState
+	slotsChanged chan struct{}
+	waiters      map[string]int // shards a WaitEnded waits on, with Ownership set
 }
 
 // NewConnector checks opts and fills defaults.
@@ -154,6 +169,12 @@ func NewConnector(opts ConnectorOptions) (*Connector, error) {
 		ended:    make(map[string]chan struct{}),
 		written:  make(map[string]Mark),
 		pending:  make(map[string]*atomic.Int64),
+
+		lineageWake:  make(chan struct{}, 1),
+		slots:        make(map[int32]*slotState),
+		slotsChanged: make(chan struct{}),
+		waiters:      make(map[string]int),
+		resume:       make(map[string]Mark),
 	}
 	close(c.running)
 	c.ackFn = c.ack

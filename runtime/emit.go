@@ -89,14 +89,34 @@ func (c *Connector) EndShard(ctx context.Context, shard string) error {
 
 // Resume implements Emitter.
 func (c *Connector) Resume(shard string) (Mark, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	m, ok := c.resume[shard]
 	return m, ok
 }
 
 // WaitEnded implements Emitter.
+//
+// With Ownership set another worker may read the parent, so its end may reach the store from
+// elsewhere: while anyone waits, the lineage watcher reloads the checkpoints every checkpoint
+// interval and closes the ends it finds.
 func (c *Connector) WaitEnded(ctx context.Context, shard string) error {
 	c.mu.Lock()
 	ch := c.endedLocked(shard)
+	if c.opts.Ownership != nil && !isClosed(ch) {
+		c.waiters[shard]++
+		defer func() {
+			c.mu.Lock()
+			if c.waiters[shard]--; c.waiters[shard] <= 0 {
+				delete(c.waiters, shard)
+			}
+			c.mu.Unlock()
+		}()
+		select {
+		case c.lineageWake <- struct{}{}:
+		default:
+		}
+	}
 	c.mu.Unlock()
 	select {
 	case <-ch:

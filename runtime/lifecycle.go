@@ -42,6 +42,26 @@ func (c *Connector) Run(ctx context.Context) error {
 	dlqDone := make(chan struct{})
 	go func() { defer close(dlqDone); c.runDeadLetters(dlqCtx) }()
 
+	// With several workers: membership in the group, and the watcher of parents' ends written
+	// by other workers. The group is left only after the final commit below, so the shards move
+	// to other workers drained and checkpointed.
+	ownCtx, leaveGroup := context.WithCancel(context.WithoutCancel(ctx))
+	defer leaveGroup()
+	ownDone := make(chan struct{})
+	if own := c.opts.Ownership; own != nil {
+		go func() {
+			defer close(ownDone)
+			if err := own.Run(ownCtx, c); err != nil && ownCtx.Err() == nil {
+				c.fail(fmt.Errorf("group: %w", err))
+			}
+		}()
+		lineageDone := make(chan struct{})
+		go func() { defer close(lineageDone); c.watchLineage(ownCtx) }()
+		defer func() { <-lineageDone }()
+	} else {
+		close(ownDone)
+	}
+
 	ticker := time.NewTicker(c.opts.CheckpointInterval)
 	defer ticker.Stop()
 
@@ -91,6 +111,8 @@ loop:
 	defer cancelFinal()
 	c.commit(finalCtx)
 	c.closed.Store(true)
+	leaveGroup()
+	<-ownDone
 
 	c.mu.Lock()
 	err := c.failErr

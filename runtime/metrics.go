@@ -23,6 +23,7 @@ import (
 //	shardbridge_records_dead_lettered_total  counter  records written to the dead-letter topic {connector}
 //	shardbridge_checkpoint_commits_total     counter  checkpoint writes by result {connector, result}
 //	shardbridge_checkpoint_commit_seconds    histogram checkpoint write latency {connector}
+//	shardbridge_group_handover_seconds       histogram start of a rebalance to a moved shard's reader starting here {connector}
 type Metrics struct {
 	emittedRecords *prometheus.CounterVec
 	emittedBytes   *prometheus.CounterVec
@@ -32,6 +33,7 @@ type Metrics struct {
 	dlqRecords     *prometheus.CounterVec
 	commits        *prometheus.CounterVec
 	commitSeconds  *prometheus.HistogramVec
+	handovers      *prometheus.HistogramVec
 }
 
 // NewMetrics registers the runtime's metrics, including those of pool, on reg.
@@ -48,13 +50,18 @@ func NewMetrics(reg prometheus.Registerer, pool *Pool) *Metrics {
 		failedRecords:  cv("shardbridge_records_failed_total", "Records that failed under errors.policy fail.", "connector"),
 		skippedRecords: cv("shardbridge_records_skipped_total", "Records dropped by errors.policy skip.", "connector"),
 		dlqRecords:     cv("shardbridge_records_dead_lettered_total", "Records written to the dead-letter topic.", "connector"),
-		commits:        cv("shardbridge_checkpoint_commits_total", "Checkpoint writes by result (ok, error).", "connector", "result"),
+		commits:        cv("shardbridge_checkpoint_commits_total", "Checkpoint writes by result (ok, error, fenced).", "connector", "result"),
 		commitSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "shardbridge_checkpoint_commit_seconds", Help: "Checkpoint write latency.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}, []string{"connector"}),
 	}
-	reg.MustRegister(m.commitSeconds)
+	m.handovers = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "shardbridge_group_handover_seconds",
+		Help:    "From the start of the rebalance that moved a shard to this worker to its reader starting here (a crashed worker is noticed only after group.session_timeout, before this).",
+		Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
+	}, []string{"connector"})
+	reg.MustRegister(m.commitSeconds, m.handovers)
 	if pool != nil {
 		reg.MustRegister(poolCollector{pool})
 	}
@@ -97,6 +104,20 @@ func (m *Metrics) checkpointCommitted(conn string, d time.Duration) {
 func (m *Metrics) checkpointFailed(conn string) {
 	if m != nil {
 		m.commits.WithLabelValues(conn, "error").Inc()
+	}
+}
+
+// handover observes the time from a rebalance's start to a moved shard's reader starting.
+func (m *Metrics) handover(conn string, d time.Duration) {
+	if m != nil {
+		m.handovers.WithLabelValues(conn).Observe(d.Seconds())
+	}
+}
+
+// checkpointFenced counts a commit not written because the group did not confirm ownership.
+func (m *Metrics) checkpointFenced(conn string) {
+	if m != nil {
+		m.commits.WithLabelValues(conn, "fenced").Inc()
 	}
 }
 

@@ -1,6 +1,9 @@
 package runtime
 
-import "sort"
+import (
+	"slices"
+	"sort"
+)
 
 // ShardStatus is the pipeline's view of one shard.
 type ShardStatus struct {
@@ -18,6 +21,8 @@ type Status struct {
 	Error    string        `json:"error,omitempty"`
 	InFlight int64         `json:"pending_records"`
 	Shards   []ShardStatus `json:"shards"`
+	// OwnedShards are, with Ownership, the known shards of the slots this worker owns.
+	OwnedShards []string `json:"owned_shards,omitempty"`
 }
 
 // Status reports the connector's state.
@@ -44,6 +49,18 @@ func (c *Connector) Status() Status {
 		if !seen[id] {
 			s.Shards = append(s.Shards, ShardStatus{Shard: id, Checkpoint: &m})
 		}
+	}
+	if c.opts.Ownership != nil {
+		known := make([]string, 0, len(s.Shards))
+		for _, sh := range s.Shards {
+			known = append(known, sh.Shard)
+		}
+		if rep, ok := c.opts.Source.(ShardReporter); ok {
+			for _, r := range rep.ShardReport() {
+				known = append(known, r.Shard)
+			}
+		}
+		s.OwnedShards = slices.Compact(c.ownedShardsLocked(known))
 	}
 	sort.Slice(s.Shards, func(i, j int) bool { return s.Shards[i].Shard < s.Shards[j].Shard })
 	return s

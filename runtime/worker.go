@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -28,6 +29,11 @@ type ConnectorSpec struct {
 	Store CheckpointStore
 	// Stream is the source's stream, the checkpoints' second key part.
 	Stream string
+	// WorkerID names this process in the status.
+	WorkerID string
+	// Group, set when several workers share the connector, describes their group for the status
+	// and lets the offsets API check that no worker runs the connector.
+	Group GroupDescriber
 }
 
 // CheckpointDeleter is an optional ability of a CheckpointStore: it deletes one shard's
@@ -274,10 +280,20 @@ func (w *Worker) Config(name string) (any, error) {
 // ConnectorStatus is a connector's status as the HTTP API shows it.
 type ConnectorStatus struct {
 	Name     string        `json:"name"`
+	WorkerID string        `json:"worker_id,omitempty"`
 	State    State         `json:"state"`
 	Error    string        `json:"error,omitempty"`
 	InFlight int64         `json:"pending_records"`
 	Shards   []ShardStatus `json:"shards"`
+	// With a group: the shards this worker owns now, and the group's whole assignment.
+	OwnedShards []string     `json:"owned_shards,omitempty"`
+	Group       *GroupStatus `json:"group,omitempty"`
+}
+
+// GroupStatus is a connector's group as the status shows it.
+type GroupStatus struct {
+	GroupState
+	Error string `json:"error,omitempty"`
 }
 
 // Status reports a connector's state and its shards, merging the pipeline's view (checkpoint,
@@ -293,10 +309,10 @@ func (w *Worker) Status(name string) (ConnectorStatus, error) {
 	active := m.done != nil && !isClosed(m.done)
 	w.mu.Unlock()
 
-	st := ConnectorStatus{Name: name, State: state}
+	st := ConnectorStatus{Name: name, State: state, WorkerID: m.spec.WorkerID}
 	if conn != nil {
 		s := conn.Status()
-		st.InFlight, st.Shards = s.InFlight, s.Shards
+		st.InFlight, st.Shards, st.OwnedShards = s.InFlight, s.Shards, s.OwnedShards
 		if active {
 			st.State = s.State
 			if st.State == StateUnassigned || st.State == StateStopped {
@@ -314,6 +330,43 @@ func (w *Worker) Status(name string) (ConnectorStatus, error) {
 	}
 	if runErr != nil && st.Error == "" {
 		st.Error = runErr.Error()
+	}
+	return st, nil
+}
+
+// Describe is Status plus, for a connector that several workers share, its group as the group
+// coordinator has it: every member with the partitions and the (known) shards it is assigned.
+func (w *Worker) Describe(ctx context.Context, name string) (ConnectorStatus, error) {
+	st, err := w.Status(name)
+	if err != nil {
+		return st, err
+	}
+	w.mu.Lock()
+	g := w.conns[name].spec.Group
+	w.mu.Unlock()
+	if g == nil {
+		return st, nil
+	}
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	gs, err := g.Describe(dctx)
+	st.Group = &GroupStatus{GroupState: gs}
+	if err != nil {
+		st.Group.Error = err.Error()
+		return st, nil
+	}
+	bySlot := map[int32][]string{}
+	for _, sh := range st.Shards {
+		slot := g.Slot(sh.Shard)
+		bySlot[slot] = append(bySlot[slot], sh.Shard)
+	}
+	for i := range st.Group.Members {
+		mem := &st.Group.Members[i]
+		mem.Shards = []string{}
+		for _, slot := range mem.Slots {
+			mem.Shards = append(mem.Shards, bySlot[slot]...)
+		}
+		sort.Strings(mem.Shards)
 	}
 	return st, nil
 }
@@ -477,6 +530,9 @@ func (w *Worker) SetOffsets(ctx context.Context, name string, cps []Checkpoint) 
 		return err
 	}
 	defer end()
+	if err := groupIdle(ctx, spec); err != nil {
+		return err
+	}
 	stored, err := spec.Store.Load(ctx, name, spec.Stream)
 	if err != nil {
 		return fmt.Errorf("load the stored checkpoints (for their epoch): %w", err)
@@ -493,6 +549,27 @@ func (w *Worker) SetOffsets(ctx context.Context, name string, cps []Checkpoint) 
 	return spec.Store.Commit(ctx, cps)
 }
 
+// groupIdle checks, for a connector that several workers share, that none of them runs it: an
+// edit while another worker reads the shards would be overwritten by its next checkpoint.
+func groupIdle(ctx context.Context, spec ConnectorSpec) error {
+	if spec.Group == nil {
+		return nil
+	}
+	gs, err := spec.Group.Describe(ctx)
+	if err != nil {
+		return fmt.Errorf("check that no worker runs %q: %w", spec.Name, err)
+	}
+	if len(gs.Members) == 0 {
+		return nil
+	}
+	var ids []string
+	for _, m := range gs.Members {
+		ids = append(ids, m.WorkerID)
+	}
+	return fmt.Errorf("%w: %q still runs on %d worker(s) of group %s (%s); stop it on every worker first (PUT /connectors/%s/stop on each)",
+		ErrNotStopped, spec.Name, len(gs.Members), gs.ID, strings.Join(ids, ", "), spec.Name)
+}
+
 // OffsetsAPIOwner is the owner id of checkpoints written by SetOffsets.
 const OffsetsAPIOwner = "http-api"
 
@@ -504,6 +581,9 @@ func (w *Worker) ResetOffsets(ctx context.Context, name string, shards []string)
 		return err
 	}
 	defer end()
+	if err := groupIdle(ctx, spec); err != nil {
+		return err
+	}
 	del, ok := spec.Store.(CheckpointDeleter)
 	if !ok {
 		return errors.New("the checkpoint store cannot delete checkpoints")

@@ -124,7 +124,7 @@ func (s *server) config(rw http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) status(rw http.ResponseWriter, r *http.Request) {
-	st, err := s.w.Status(r.PathValue("name"))
+	st, err := s.w.Describe(r.Context(), r.PathValue("name"))
 	if err != nil {
 		fail(rw, err)
 		return

@@ -24,6 +24,15 @@ const (
 	DefaultCheckpointEvery   = Duration(5 * time.Second)
 	DefaultErrorPolicy       = PolicyFail
 	DefaultMemoryLimit       = MemoryLimitAuto
+
+	DefaultGroupSessionTimeout    = Duration(10 * time.Second)
+	DefaultGroupHeartbeatInterval = Duration(3 * time.Second)
+	DefaultGroupRebalanceTimeout  = Duration(time.Minute)
+	DefaultGroupPartitions        = 64
+	// DefaultGroupIDPrefix and DefaultGroupTopicPrefix start the group id and the coordination
+	// topic that a connector gets by default; its name follows.
+	DefaultGroupIDPrefix    = "shardbridge-"
+	DefaultGroupTopicPrefix = "_shardbridge_group."
 )
 
 // Error policies for records that fail for good (Errors.Policy).
@@ -60,6 +69,9 @@ type Config struct {
 	// MemoryLimit is the soft memory limit given to Go's memory manager: "auto" (default),
 	// "off" or a size of at least 32MiB. GOMEMLIMIT in the environment takes precedence.
 	MemoryLimit MemoryLimit `koanf:"memory_limit" json:"memory_limit"`
+	// WorkerID names this process in logs, status, metrics and group membership. Default
+	// empty: the host name and the process id ("host/1234").
+	WorkerID string `koanf:"worker_id" json:"worker_id"`
 	// Connectors are the Source-to-Sink pipelines to run. Default none. When several files
 	// are loaded, their lists are concatenated in load order.
 	Connectors []Connector `koanf:"connectors" json:"connectors"`
@@ -102,6 +114,38 @@ type Connector struct {
 	Checkpoint Checkpoint `koanf:"checkpoint" json:"checkpoint"`
 	// Errors configures what happens to a record that fails for good.
 	Errors Errors `koanf:"errors" json:"errors"`
+	// Group lets several processes share the connector's shards. Off by default.
+	Group Group `koanf:"group" json:"group"`
+}
+
+// Group configures several shardbridge processes (workers) sharing one connector's shards
+// through Kafka's group protocol, on the connector's own Kafka cluster (sink.kafka.brokers).
+type Group struct {
+	// Enabled turns group mode on. Default false: this process reads every shard.
+	Enabled bool `koanf:"enabled" json:"enabled"`
+	// ID is the Kafka group the workers join. Default "shardbridge-<connector name>"; every
+	// worker of the connector must use the same.
+	ID string `koanf:"id" json:"id"`
+	// SessionTimeout is how long the group waits for a worker's heartbeat before it gives the
+	// worker's shards to the others. Default 10s; 1s to 30m, within the brokers'
+	// group.min.session.timeout.ms and group.max.session.timeout.ms.
+	SessionTimeout Duration `koanf:"session_timeout" json:"session_timeout"`
+	// HeartbeatInterval is how often a worker tells the group it is alive. Default 3s; at most
+	// a third of session_timeout.
+	HeartbeatInterval Duration `koanf:"heartbeat_interval" json:"heartbeat_interval"`
+	// RebalanceTimeout bounds a rebalance, including the time a worker takes to hand over the
+	// shards it gives up (stop reading, drain, final checkpoint). Default 1m; more than
+	// shutdown_timeout plus 10s.
+	RebalanceTimeout Duration `koanf:"rebalance_timeout" json:"rebalance_timeout"`
+	// Topic is the coordination topic: the workers own its partitions, and with them the
+	// shards mapped to each. It holds no data. Default "_shardbridge_group.<connector name>";
+	// created when missing.
+	Topic string `koanf:"topic" json:"topic"`
+	// Partitions is how many units of ownership the coordination topic is created with: shard
+	// N (shardId-...N) belongs to partition N mod partitions. Default 64; 1 to 10000. More
+	// partitions than open shards keeps each shard in a partition of its own, which lets the
+	// group balance shards to within one per worker. An existing topic keeps its count.
+	Partitions int `koanf:"partitions" json:"partitions"`
 }
 
 // Checkpoint configures checkpointing.
@@ -168,6 +212,8 @@ func DefaultConnector() Connector {
 	return Connector{
 		Checkpoint: Checkpoint{Topic: DefaultCheckpointTopic, Interval: DefaultCheckpointEvery},
 		Errors:     Errors{Policy: DefaultErrorPolicy},
+		Group: Group{SessionTimeout: DefaultGroupSessionTimeout, HeartbeatInterval: DefaultGroupHeartbeatInterval,
+			RebalanceTimeout: DefaultGroupRebalanceTimeout, Partitions: DefaultGroupPartitions},
 	}
 }
 
@@ -237,6 +283,10 @@ func (c *Config) validate(skip map[string]bool) []error {
 		}
 		if cn.Checkpoint.Interval < MinCheckpointInterval {
 			add(p+".checkpoint.interval", cn.Checkpoint.Interval.String(), "must be at least 100ms", `use a duration such as "5s"`)
+		}
+		if cn.Group.Enabled {
+			// The group settings matter only in group mode, and are checked only then.
+			errs = append(errs, cn.Group.validate(p+".group", c.ShutdownTimeout, skip)...)
 		}
 		switch cn.Errors.Policy {
 		case PolicyFail, PolicySkip:
@@ -332,4 +382,44 @@ func knownList(names []string) string {
 		return names[0]
 	}
 	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+// Limits of the group settings, enforced by Validate.
+const (
+	MinGroupSessionTimeout = Duration(time.Second)
+	MaxGroupSessionTimeout = Duration(30 * time.Minute)
+	MaxGroupPartitions     = 10000
+	// groupHandoverSlack is what a rebalance needs beyond shutdown_timeout: the final
+	// checkpoint commit of the shards handed over (runtime.DefaultFinalCommitTimeout).
+	groupHandoverSlack = Duration(10 * time.Second)
+)
+
+func (g *Group) validate(p string, shutdown Duration, skip map[string]bool) []error {
+	var errs []error
+	add := func(key string, value any, problem, fix string) {
+		if !skip[key] {
+			errs = append(errs, &FieldError{Key: key, Value: value, Problem: problem, Fix: fix})
+		}
+	}
+	if g.SessionTimeout < MinGroupSessionTimeout || g.SessionTimeout > MaxGroupSessionTimeout {
+		add(p+".session_timeout", g.SessionTimeout.String(), "must be from 1s to 30m", `use a duration such as "10s"`)
+	}
+	if g.HeartbeatInterval <= 0 || g.SessionTimeout > 0 && g.HeartbeatInterval*3 > g.SessionTimeout {
+		add(p+".heartbeat_interval", g.HeartbeatInterval.String(), "must be more than 0s and at most a third of session_timeout ("+g.SessionTimeout.String()+")",
+			"lower heartbeat_interval or raise session_timeout")
+	}
+	if g.RebalanceTimeout <= shutdown+groupHandoverSlack {
+		add(p+".rebalance_timeout", g.RebalanceTimeout.String(), "must be more than shutdown_timeout ("+shutdown.String()+") plus 10s, the time a worker may take to hand over a shard",
+			"raise rebalance_timeout or lower shutdown_timeout")
+	}
+	if g.Partitions < 1 || g.Partitions > MaxGroupPartitions {
+		add(p+".partitions", g.Partitions, "must be from 1 to 10000", "use a count above the most open shards you expect, such as 64")
+	}
+	if msg := checkTopic(g.Topic); msg != "" {
+		add(p+".topic", g.Topic, msg, "use a Kafka topic name such as \""+DefaultGroupTopicPrefix+"orders-mirror\"")
+	}
+	if g.ID == "" {
+		add(p+".id", nil, "must not be empty", "remove it for the default, or name the group")
+	}
+	return errs
 }

@@ -138,6 +138,7 @@ type rawConfig struct {
 	Pool            Pool           `koanf:"pool"`
 	ShutdownTimeout Duration       `koanf:"shutdown_timeout"`
 	MemoryLimit     MemoryLimit    `koanf:"memory_limit"`
+	WorkerID        string         `koanf:"worker_id"`
 	Connectors      []rawConnector `koanf:"connectors"`
 }
 
@@ -147,6 +148,7 @@ type rawConnector struct {
 	Sink       map[string]any `koanf:"sink"`
 	Checkpoint Checkpoint     `koanf:"checkpoint"`
 	Errors     Errors         `koanf:"errors"`
+	Group      Group          `koanf:"group"`
 }
 
 // decodeConfig decodes the merged tree into a Config and validates it.
@@ -159,7 +161,7 @@ func decodeConfig(reg Registry, raw map[string]any) (*Config, []error) {
 	if l, ok := raw["connectors"].([]any); ok {
 		for range l {
 			d := DefaultConnector()
-			rc.Connectors = append(rc.Connectors, rawConnector{Checkpoint: d.Checkpoint, Errors: d.Errors})
+			rc.Connectors = append(rc.Connectors, rawConnector{Checkpoint: d.Checkpoint, Errors: d.Errors, Group: d.Group})
 		}
 	}
 	var errs []error
@@ -172,10 +174,17 @@ func decodeConfig(reg Registry, raw map[string]any) (*Config, []error) {
 	}
 	note(Decode(raw, &rc, ""))
 
-	cfg := &Config{HTTP: rc.HTTP, Pool: rc.Pool, ShutdownTimeout: rc.ShutdownTimeout, MemoryLimit: rc.MemoryLimit}
+	cfg := &Config{HTTP: rc.HTTP, Pool: rc.Pool, ShutdownTimeout: rc.ShutdownTimeout, MemoryLimit: rc.MemoryLimit, WorkerID: rc.WorkerID}
 	for i, rcn := range rc.Connectors {
 		p := "connectors[" + strconv.Itoa(i) + "]"
-		cn := Connector{Name: rcn.Name, Checkpoint: rcn.Checkpoint, Errors: rcn.Errors}
+		cn := Connector{Name: rcn.Name, Checkpoint: rcn.Checkpoint, Errors: rcn.Errors, Group: rcn.Group}
+		// The group's id and topic default to names derived from the connector's.
+		if cn.Group.ID == "" {
+			cn.Group.ID = DefaultGroupIDPrefix + cn.Name
+		}
+		if cn.Group.Topic == "" {
+			cn.Group.Topic = DefaultGroupTopicPrefix + cn.Name
+		}
 		var err error
 		cn.Source, err = decodePlugin(reg.Sources, rcn.Source, p+".source", "source")
 		note(err)
