@@ -48,9 +48,11 @@ type Config struct {
 	// ClientID is the Kafka client.id. Default "shardbridge".
 	ClientID string `koanf:"client_id" json:"client_id,omitempty"`
 	// Acks is how many replicas must have a record before it counts as written: "all" (the
-	// default), "leader" or "none". Idempotent writes, which keep per-partition order across
-	// retries without duplicates, need "all"; "leader" and "none" are accepted only with
-	// idempotence: false.
+	// default) or "leader". Idempotent writes, which keep per-partition order across retries
+	// without duplicates, need "all"; "leader" is accepted only with idempotence: false. "none"
+	// is refused: with it a record counts as written once it is sent, before any broker has
+	// stored it, so the pending pool would release it and a checkpoint could pass it although
+	// Kafka may never have stored it.
 	Acks string `koanf:"acks" json:"acks,omitempty"`
 	// Idempotence turns on the idempotent producer. Default true. Turning it off lets a retried
 	// batch be written twice; franz-go then keeps one produce request in flight per broker so a
@@ -133,7 +135,7 @@ type SASLConfig struct {
 }
 
 var (
-	acksValues        = []string{"all", "leader", "none"}
+	acksValues        = []string{"all", "leader"}
 	compressionValues = []string{"none", "gzip", "snappy", "lz4", "zstd"}
 	saslMechanisms    = []string{SASLPlain, SASLScramSHA256, SASLScramSHA512, SASLAWSMSKIAM}
 )
@@ -171,14 +173,19 @@ func (c *Config) Validate(connector, path string) error {
 		c.Acks = DefaultAcks
 	}
 	c.Acks = strings.ToLower(c.Acks)
-	if !slices.Contains(acksValues, c.Acks) {
-		bad("acks", c.Acks, "unknown acks", "use one of all, leader, none")
+	switch {
+	case c.Acks == "none":
+		bad("acks", c.Acks, "acks none counts a record as written once it is sent, before any broker has stored it: "+
+			"the pending pool would release it and a checkpoint could pass it although Kafka may never have stored it",
+			"use acks: all (recommended), or acks: leader with idempotence: false")
+	case !slices.Contains(acksValues, c.Acks):
+		bad("acks", c.Acks, "unknown acks", "use one of all, leader")
 	}
 	if c.Idempotence == nil {
 		on := true
 		c.Idempotence = &on
 	}
-	if *c.Idempotence && (c.Acks == "leader" || c.Acks == "none") {
+	if *c.Idempotence && c.Acks == "leader" {
 		bad("acks", c.Acks, "idempotent writes need acks: all",
 			"use acks: all (recommended), or set idempotence: false and accept that a retry may write a record twice")
 	}

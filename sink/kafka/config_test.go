@@ -63,7 +63,8 @@ func TestConfigValidateProblems(t *testing.T) {
 		{"long topic", func(c *Config) { c.Topic = strings.Repeat("a", 250) }, "sink.kafka.topic", "longer than 249"},
 		{"bad acks", func(c *Config) { c.Acks = "two" }, "sink.kafka.acks", "unknown acks"},
 		{"leader acks idempotent", func(c *Config) { c.Acks = "leader" }, "sink.kafka.acks", "idempotent writes need acks: all"},
-		{"none acks idempotent", func(c *Config) { c.Acks = "none" }, "sink.kafka.acks", "idempotent writes need acks: all"},
+		{"none acks", func(c *Config) { c.Acks = "none" }, "sink.kafka.acks", "acks none counts a record as written once it is sent"},
+		{"none acks without idempotence", func(c *Config) { c.Acks = "NONE"; c.Idempotence = &off }, "sink.kafka.acks", "before any broker has stored it"},
 		{"bad compression", func(c *Config) { c.Compression = "brotli" }, "sink.kafka.compression", "unknown compression"},
 		{"negative linger", func(c *Config) { c.Linger = config.Duration(-time.Second) }, "sink.kafka.linger", "between 0 and 1m"},
 		{"long linger", func(c *Config) { c.Linger = config.Duration(2 * time.Minute) }, "sink.kafka.linger", "between 0 and 1m"},
@@ -112,6 +113,16 @@ func TestConfigValidateProblems(t *testing.T) {
 				t.Errorf("problem %q has no fix", found.Problem)
 			}
 		})
+	}
+
+	// acks none is refused with what to use instead.
+	c0 := validConfig()
+	c0.Acks = "none"
+	probs := config.Problems(c0.Validate("c1", "sink.kafka"))
+	if len(probs) != 1 || probs[0].Key != "sink.kafka.acks" {
+		t.Errorf("acks none: want one problem at sink.kafka.acks, got %v", probs)
+	} else if fix := probs[0].Fix; !strings.Contains(fix, "acks: all") || !strings.Contains(fix, "acks: leader") {
+		t.Errorf("acks none: fix %q does not name all and leader", fix)
 	}
 
 	// leader acks with idempotence explicitly off is accepted.

@@ -37,7 +37,9 @@
 // # Delivery
 //
 // The producer is idempotent with acks=all unless configured otherwise, so franz-go's retries
-// neither duplicate nor reorder records within a partition. Write hands records to the producer
+// neither duplicate nor reorder records within a partition. acks=leader needs idempotence off;
+// acks none is refused by Validate, because a record would be acknowledged to the pipeline, its
+// pool space released and its position checkpointed before any broker stored it. Write hands records to the producer
 // and returns; each record's produce promise calls the runtime's AckFunc exactly once, with nil
 // once Kafka acknowledged it, or with the error once the record failed for good (franz-go's
 // retries ran out within sink.kafka.delivery_timeout, counted from Write). Promises never block.
