@@ -50,6 +50,9 @@
 //     is in flight and commits final checkpoints: after it each shard's checkpoint is exactly
 //     the shard's last record in Kafka, the restarted process's GET /connectors/NAME/offsets
 //     shows those checkpoints, and the restart gives 0 duplicates.
+//   - TestMissingTopicCreated: no topic exists in the broker and the config leaves
+//     sink.kafka.topic_creation and errors.policy at their defaults; the sink creates the mirror
+//     topic at start (shardbridge_kafka_topics_created_total is 1) and the mirror is exact: 0.
 //   - TestKillRestart: SIGKILL mid-stream, then a restart. Only records after the last committed
 //     checkpoint can be sent again, and every duplicate must be after the checkpoint that was in
 //     the checkpoint topic before the restart. Bound: pool.max_pending_records (in flight, maybe

@@ -10,7 +10,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/shardbridge/shardbridge/runtime"
 )
@@ -100,7 +99,7 @@ func (e *NotCompactedError) Error() string {
 }
 
 func (s *CheckpointStore) ensureTopic(ctx context.Context, partitions int32, rf int16) error {
-	state, err := s.topicState(ctx)
+	state, err := topicState(ctx, s.cl, s.topic)
 	if err != nil {
 		return fmt.Errorf("describe checkpoint topic %s: %w", s.topic, err)
 	}
@@ -110,12 +109,12 @@ func (s *CheckpointStore) ensureTopic(ctx context.Context, partitions int32, rf 
 		switch {
 		case err == nil:
 			s.log.Info("created checkpoint topic", "partitions", partitions, "cleanup_policy", compact)
-			return s.waitTopicReady(ctx)
+			return waitTopicReady(ctx, s.cl, s.topic, s.reqTimeout)
 		case errors.Is(err, kerr.TopicAlreadyExists):
 			// Another worker (or another connector of this process) created it between our
 			// look and our create. It may not have leaders yet: wait as its creator does, then
 			// check what it made.
-			if err := s.waitTopicReady(ctx); err != nil {
+			if err := waitTopicReady(ctx, s.cl, s.topic, s.reqTimeout); err != nil {
 				return err
 			}
 		default:
@@ -143,76 +142,6 @@ func (s *CheckpointStore) ensureTopic(ctx context.Context, partitions int32, rf 
 		return &NotCompactedError{Topic: s.topic, Policy: policy}
 	}
 	return nil
-}
-
-type topicStatus int
-
-const (
-	topicMissing topicStatus = iota
-	topicNotReady
-	topicReady
-)
-
-// topicState asks a broker directly for the topic's metadata. It bypasses franz-go's metadata
-// cache on purpose: the cache keeps an unknown topic for MetadataMinAge (5s), which would make
-// the first Load after creating the topic fail or wait.
-func (s *CheckpointStore) topicState(ctx context.Context) (topicStatus, error) {
-	req := kmsg.NewPtrMetadataRequest()
-	rt := kmsg.NewMetadataRequestTopic()
-	rt.Topic = kmsg.StringPtr(s.topic)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, s.cl)
-	if err != nil {
-		return 0, err
-	}
-	for _, t := range resp.Topics {
-		if t.Topic == nil || *t.Topic != s.topic {
-			continue
-		}
-		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
-			if errors.Is(err, kerr.UnknownTopicOrPartition) {
-				return topicMissing, nil
-			}
-			if kerr.IsRetriable(err) {
-				return topicNotReady, nil
-			}
-			return 0, err
-		}
-		if len(t.Partitions) == 0 {
-			return topicNotReady, nil
-		}
-		for _, p := range t.Partitions {
-			if p.ErrorCode != 0 || p.Leader < 0 {
-				return topicNotReady, nil
-			}
-		}
-		return topicReady, nil
-	}
-	return topicMissing, nil
-}
-
-// topicReadyBackoff is the pause between looks at a just-created topic's metadata.
-const topicReadyBackoff = 50 * time.Millisecond
-
-// waitTopicReady waits until a just-created topic shows in metadata with a leader for every
-// partition: brokers learn of a new topic asynchronously, and Load or Commit before then would
-// fail with UNKNOWN_TOPIC_OR_PARTITION. It is bounded by ctx and by ten request timeouts.
-func (s *CheckpointStore) waitTopicReady(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*s.reqTimeout)
-	defer cancel()
-	for {
-		state, err := s.topicState(ctx)
-		if err == nil && state == topicReady {
-			return nil
-		}
-		t := time.NewTimer(topicReadyBackoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("wait for created checkpoint topic %s to be ready: %w", s.topic, ctx.Err())
-		case <-t.C:
-		}
-	}
 }
 
 // Load reads the checkpoint topic from its start to the end offsets taken when Load begins and

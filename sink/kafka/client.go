@@ -51,13 +51,12 @@ func clientOpts(ctx context.Context, cfg *Config, log *slog.Logger) ([]kgo.Opt, 
 		// client's default partitioner for keyed records (pinned in partition_test.go).
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 	)
+	// Validate refuses acks none: a record must count as written only once a broker has it.
 	switch cfg.Acks {
 	case "all":
 		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
 	case "leader":
 		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()))
-	case "none":
-		opts = append(opts, kgo.RequiredAcks(kgo.NoAck()))
 	}
 	if cfg.Idempotence != nil && !*cfg.Idempotence {
 		opts = append(opts, kgo.DisableIdempotentWrite())

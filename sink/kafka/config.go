@@ -3,6 +3,7 @@ package kafka
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"slices"
@@ -48,9 +49,11 @@ type Config struct {
 	// ClientID is the Kafka client.id. Default "shardbridge".
 	ClientID string `koanf:"client_id" json:"client_id,omitempty"`
 	// Acks is how many replicas must have a record before it counts as written: "all" (the
-	// default), "leader" or "none". Idempotent writes, which keep per-partition order across
-	// retries without duplicates, need "all"; "leader" and "none" are accepted only with
-	// idempotence: false.
+	// default) or "leader". Idempotent writes, which keep per-partition order across retries
+	// without duplicates, need "all"; "leader" is accepted only with idempotence: false. "none"
+	// is refused: with it a record counts as written once it is sent, before any broker has
+	// stored it, so the pending pool would release it and a checkpoint could pass it although
+	// Kafka may never have stored it.
 	Acks string `koanf:"acks" json:"acks,omitempty"`
 	// Idempotence turns on the idempotent producer. Default true. Turning it off lets a retried
 	// batch be written twice; franz-go then keeps one produce request in flight per broker so a
@@ -91,10 +94,35 @@ type Config struct {
 	// not franz-go's RecordDeliveryTimeout, which counts from the record's timestamp: that is the
 	// Kinesis arrival time, which may be long past for a stream read behind its tip.
 	DeliveryTimeout config.Duration `koanf:"delivery_timeout" json:"delivery_timeout,omitempty"`
+	// TopicCreation says whether and how the sink creates a destination topic, or the
+	// dead-letter topic, that does not exist yet. On by default, with the broker's defaults.
+	TopicCreation TopicCreationConfig `koanf:"topic_creation" json:"topic_creation,omitempty"`
 	// TLS configures TLS to the brokers. Off by default.
 	TLS TLSConfig `koanf:"tls" json:"tls,omitempty"`
 	// SASL configures SASL authentication. Off by default.
 	SASL SASLConfig `koanf:"sasl" json:"sasl,omitempty"`
+}
+
+// TopicCreationConfig is sink.kafka.topic_creation, in the spirit of Kafka Connect's topic
+// creation (KIP-158): a topic the sink is about to write to for the first time and that does
+// not exist is created through the admin API (CreateTopics) with these settings, and the sink
+// waits until it has a leader for every partition before producing to it. Kafka's producers do
+// not create topics, and brokers refuse to create them on a producer's behalf unless
+// auto.create.topics.enable is on and the client asks, which franz-go does not.
+type TopicCreationConfig struct {
+	// Enabled lets the sink create missing topics. Default true. With false, a missing fixed
+	// topic or dead-letter topic fails the sink at start, and a record whose templated topic is
+	// missing fails with an error naming the topic; errors.policy decides.
+	Enabled *bool `koanf:"enabled" json:"enabled,omitempty"`
+	// Partitions of a created topic. Default -1: the broker's num.partitions. -1 or at least 1.
+	Partitions *int `koanf:"partitions" json:"partitions,omitempty"`
+	// ReplicationFactor of a created topic. Default -1: the broker's
+	// default.replication.factor. -1 or at least 1.
+	ReplicationFactor *int `koanf:"replication_factor" json:"replication_factor,omitempty"`
+	// Configs are topic configs given to a created topic, e.g. {"retention.ms": "604800000"}.
+	// Default none: the broker's defaults. Values are strings. A created dead-letter topic also
+	// gets max.message.bytes set to dlq_max_message_bytes, unless Configs sets it.
+	Configs map[string]string `koanf:"configs" json:"configs,omitempty"`
 }
 
 // TLSConfig is sink.kafka.tls.
@@ -133,7 +161,7 @@ type SASLConfig struct {
 }
 
 var (
-	acksValues        = []string{"all", "leader", "none"}
+	acksValues        = []string{"all", "leader"}
 	compressionValues = []string{"none", "gzip", "snappy", "lz4", "zstd"}
 	saslMechanisms    = []string{SASLPlain, SASLScramSHA256, SASLScramSHA512, SASLAWSMSKIAM}
 )
@@ -171,14 +199,19 @@ func (c *Config) Validate(connector, path string) error {
 		c.Acks = DefaultAcks
 	}
 	c.Acks = strings.ToLower(c.Acks)
-	if !slices.Contains(acksValues, c.Acks) {
-		bad("acks", c.Acks, "unknown acks", "use one of all, leader, none")
+	switch {
+	case c.Acks == "none":
+		bad("acks", c.Acks, "acks none counts a record as written once it is sent, before any broker has stored it: "+
+			"the pending pool would release it and a checkpoint could pass it although Kafka may never have stored it",
+			"use acks: all (recommended), or acks: leader with idempotence: false")
+	case !slices.Contains(acksValues, c.Acks):
+		bad("acks", c.Acks, "unknown acks", "use one of all, leader")
 	}
 	if c.Idempotence == nil {
 		on := true
 		c.Idempotence = &on
 	}
-	if *c.Idempotence && (c.Acks == "leader" || c.Acks == "none") {
+	if *c.Idempotence && c.Acks == "leader" {
 		bad("acks", c.Acks, "idempotent writes need acks: all",
 			"use acks: all (recommended), or set idempotence: false and accept that a retry may write a record twice")
 	}
@@ -257,9 +290,56 @@ func (c *Config) Validate(connector, path string) error {
 			"raise delivery_timeout or lower request_timeout, so a record can outlive one request")
 	}
 
+	errs = append(errs, c.TopicCreation.validate(path+".topic_creation")...)
 	errs = append(errs, c.TLS.validate(path+".tls")...)
 	errs = append(errs, c.SASL.validate(path+".sasl", c.TLS.Enabled)...)
 	return errors.Join(errs...)
+}
+
+// Bounds of CreateTopics' NumPartitions (int32) and ReplicationFactor (int16).
+const (
+	maxPartitions        = math.MaxInt32
+	maxReplicationFactor = math.MaxInt16
+)
+
+func (tc *TopicCreationConfig) validate(path string) []error {
+	var errs []error
+	bad := func(key string, value any, problem, fix string) {
+		errs = append(errs, &config.FieldError{Key: path + "." + key, Value: value, Problem: problem, Fix: fix})
+	}
+	if tc.Enabled == nil {
+		on := true
+		tc.Enabled = &on
+	}
+	// nil is "not set" and becomes -1, the broker's default; a 0 written in the config is
+	// checked as written.
+	if tc.Partitions == nil {
+		d := -1
+		tc.Partitions = &d
+	}
+	if p := *tc.Partitions; p != -1 && (p < 1 || p > maxPartitions) {
+		bad("partitions", p, "must be -1 (the broker's num.partitions) or at least 1",
+			"set the partition count of created topics, e.g. partitions: 6, or leave it out for the broker's default")
+	}
+	if tc.ReplicationFactor == nil {
+		d := -1
+		tc.ReplicationFactor = &d
+	}
+	if rf := *tc.ReplicationFactor; rf != -1 && (rf < 1 || rf > maxReplicationFactor) {
+		bad("replication_factor", rf, "must be -1 (the broker's default.replication.factor) or at least 1",
+			"set the replication factor of created topics, e.g. replication_factor: 3, or leave it out for the broker's default")
+	}
+	keys := make([]string, 0, len(tc.Configs))
+	for k := range tc.Configs {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if strings.TrimSpace(k) == "" {
+			bad("configs", k, "a topic config key is empty", `name each topic config, e.g. configs: {"retention.ms": "604800000"}`)
+		}
+	}
+	return errs
 }
 
 func (t *TLSConfig) validate(path string) []error {

@@ -27,6 +27,11 @@ func TestConfigDefaults(t *testing.T) {
 		c.Idempotence == nil || !*c.Idempotence {
 		t.Errorf("defaults not filled: %+v", c)
 	}
+	tc := c.TopicCreation
+	if tc.Enabled == nil || !*tc.Enabled || tc.Partitions == nil || *tc.Partitions != -1 ||
+		tc.ReplicationFactor == nil || *tc.ReplicationFactor != -1 || tc.Configs != nil {
+		t.Errorf("topic_creation defaults not filled: %+v", tc)
+	}
 	// Validate is idempotent.
 	before := fmt.Sprintf("%+v", c)
 	if err := c.Validate("c1", "sink.kafka"); err != nil {
@@ -63,7 +68,13 @@ func TestConfigValidateProblems(t *testing.T) {
 		{"long topic", func(c *Config) { c.Topic = strings.Repeat("a", 250) }, "sink.kafka.topic", "longer than 249"},
 		{"bad acks", func(c *Config) { c.Acks = "two" }, "sink.kafka.acks", "unknown acks"},
 		{"leader acks idempotent", func(c *Config) { c.Acks = "leader" }, "sink.kafka.acks", "idempotent writes need acks: all"},
-		{"none acks idempotent", func(c *Config) { c.Acks = "none" }, "sink.kafka.acks", "idempotent writes need acks: all"},
+		{"none acks", func(c *Config) { c.Acks = "none" }, "sink.kafka.acks", "acks none counts a record as written once it is sent"},
+		{"none acks without idempotence", func(c *Config) { c.Acks = "NONE"; c.Idempotence = &off }, "sink.kafka.acks", "before any broker has stored it"},
+		{"zero partitions", func(c *Config) { c.TopicCreation.Partitions = ptr(0) }, "sink.kafka.topic_creation.partitions", "must be -1 (the broker's num.partitions) or at least 1"},
+		{"negative partitions", func(c *Config) { c.TopicCreation.Partitions = ptr(-2) }, "sink.kafka.topic_creation.partitions", "must be -1"},
+		{"zero replication", func(c *Config) { c.TopicCreation.ReplicationFactor = ptr(0) }, "sink.kafka.topic_creation.replication_factor", "must be -1 (the broker's default.replication.factor) or at least 1"},
+		{"huge replication", func(c *Config) { c.TopicCreation.ReplicationFactor = ptr(1 << 15) }, "sink.kafka.topic_creation.replication_factor", "must be -1"},
+		{"empty config key", func(c *Config) { c.TopicCreation.Configs = map[string]string{"retention.ms": "1", " ": "x"} }, "sink.kafka.topic_creation.configs", "key is empty"},
 		{"bad compression", func(c *Config) { c.Compression = "brotli" }, "sink.kafka.compression", "unknown compression"},
 		{"negative linger", func(c *Config) { c.Linger = config.Duration(-time.Second) }, "sink.kafka.linger", "between 0 and 1m"},
 		{"long linger", func(c *Config) { c.Linger = config.Duration(2 * time.Minute) }, "sink.kafka.linger", "between 0 and 1m"},
@@ -112,6 +123,16 @@ func TestConfigValidateProblems(t *testing.T) {
 				t.Errorf("problem %q has no fix", found.Problem)
 			}
 		})
+	}
+
+	// acks none is refused with what to use instead.
+	c0 := validConfig()
+	c0.Acks = "none"
+	probs := config.Problems(c0.Validate("c1", "sink.kafka"))
+	if len(probs) != 1 || probs[0].Key != "sink.kafka.acks" {
+		t.Errorf("acks none: want one problem at sink.kafka.acks, got %v", probs)
+	} else if fix := probs[0].Fix; !strings.Contains(fix, "acks: all") || !strings.Contains(fix, "acks: leader") {
+		t.Errorf("acks none: fix %q does not name all and leader", fix)
 	}
 
 	// leader acks with idempotence explicitly off is accepted.
@@ -179,3 +200,68 @@ func TestConfigSecretNeverPrinted(t *testing.T) {
 		t.Error("unknown key accepted")
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
+
+// topic_creation settings, partitions and replication factor at their bounds and topic configs
+// whose keys hold dots, load from YAML and TOML as written: the loader splits keys at dots
+// nowhere, so "retention.ms" stays one key.
+func TestTopicCreationLoads(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"c.yaml": `connectors:
+  - name: c1
+    source: {stub: {}}
+    sink:
+      kafka:
+        brokers: ["k:9092"]
+        topic: "kinesis.{stream}"
+        topic_creation:
+          enabled: false
+          partitions: 1
+          replication_factor: 32767
+          configs: {"retention.ms": "604800000", "cleanup.policy": "delete"}
+`,
+		"c.toml": `[[connectors]]
+name = "c1"
+source = { stub = {} }
+
+[connectors.sink.kafka]
+brokers = ["k:9092"]
+topic = "kinesis.{stream}"
+
+[connectors.sink.kafka.topic_creation]
+enabled = false
+partitions = 1
+replication_factor = 32767
+configs = { "retention.ms" = "604800000", "cleanup.policy" = "delete" }
+`,
+	}
+	reg := config.Registry{
+		Sources: map[string]func() config.PluginConfig{"stub": func() config.PluginConfig { return new(stubSource) }},
+		Sinks:   map[string]func() config.PluginConfig{"kafka": func() config.PluginConfig { return new(Config) }},
+	}
+	for name, text := range files {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, name)
+			if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := config.Load(reg, []string{path}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc := cfg.Connectors[0].Sink.Config.(*Config).TopicCreation
+			want := map[string]string{"retention.ms": "604800000", "cleanup.policy": "delete"}
+			if *tc.Enabled || *tc.Partitions != 1 || *tc.ReplicationFactor != 32767 || fmt.Sprint(tc.Configs) != fmt.Sprint(want) {
+				t.Errorf("loaded topic_creation %+v with configs %v; want enabled false, 1 partition, replication 32767, configs %v",
+					tc, tc.Configs, want)
+			}
+		})
+	}
+}
+
+// stubSource is a source config for loading sink configs through config.Load.
+type stubSource struct{}
+
+func (*stubSource) Validate(string, string) error { return nil }

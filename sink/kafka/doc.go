@@ -9,7 +9,8 @@
 //	store, err := kafka.NewCheckpointStore(ctx, cfg, checkpointTopic, kafka.WithConnector("orders"))
 //
 // Both check at start, within sink.kafka.request_timeout, that a broker answers, and fail with
-// an *UnreachableError naming the brokers otherwise. The caller owns both and closes them; the
+// an *UnreachableError naming the brokers otherwise. NewSink then prepares the topics it knows
+// (see Topics). The caller owns both and closes them; the
 // runtime pipeline calls Write, Flush (on drain) and Close, and WriteDeadLetter under
 // errors.policy dlq. Config is the typed section sink.kafka; Validate fills its defaults.
 //
@@ -28,7 +29,7 @@
 //     (de-aggregated records only) and kinesis.explicit_hash_key (when set).
 //   - topic: sink.kafka.topic, a fixed name or a template in which {stream} is Record.Stream
 //     and {shard_id} is Record.Shard. A record whose rendered topic is not a legal Kafka topic
-//     name fails with an error and is not produced.
+//     name fails with an error and is not produced. A missing topic is created (see Topics).
 //   - partition: toPositive(murmur2(key)) % partitions with seed 0x9747b28c, exactly the Java
 //     client's default partitioner for keyed records (franz-go's StickyKeyPartitioner with its
 //     default KafkaHasher(murmur2)). The same partition key always lands in the same partition,
@@ -37,7 +38,9 @@
 // # Delivery
 //
 // The producer is idempotent with acks=all unless configured otherwise, so franz-go's retries
-// neither duplicate nor reorder records within a partition. Write hands records to the producer
+// neither duplicate nor reorder records within a partition. acks=leader needs idempotence off;
+// acks none is refused by Validate, because a record would be acknowledged to the pipeline, its
+// pool space released and its position checkpointed before any broker stored it. Write hands records to the producer
 // and returns; each record's produce promise calls the runtime's AckFunc exactly once, with nil
 // once Kafka acknowledged it, or with the error once the record failed for good (franz-go's
 // retries ran out within sink.kafka.delivery_timeout, counted from Write). Promises never block.
@@ -56,6 +59,28 @@
 // Retryable is the one classifier of errors; a timeout counts as retryable although the broker
 // may have written the record (at-least-once).
 //
+// # Topics
+//
+// Kafka producers do not create topics, and franz-go does not ask a broker to create one on its
+// behalf, so the sink creates what it writes to, as Kafka Connect does (KIP-158), per
+// sink.kafka.topic_creation. NewSink prepares a fixed topic and the dead-letter topic; Write
+// prepares a templated topic before its first record. Preparing looks the topic up in a broker's
+// metadata; a topic that is missing is created with CreateTopics (partitions, replication_factor,
+// configs; -1 is the broker's default), and the sink then waits until every partition has a
+// leader (bounded by the Write's delivery_timeout, or NewSink's context, and ten request timeouts),
+// so the first produce does not fail with UNKNOWN_TOPIC_OR_PARTITION. A created dead-letter topic
+// also gets max.message.bytes = dlq_max_message_bytes unless configs sets it, so that the dead
+// letters the sink allows (see Dead letters) fit the topic it made. A topic is prepared once per
+// Sink: concurrent first Writes of one topic share one preparation, and a prepared topic is
+// remembered; a failed preparation is not, so a later Write tries again. TOPIC_ALREADY_EXISTS
+// (someone created it meanwhile) is fine.
+//
+// A missing topic with topic_creation.enabled false, a refused CreateTopics (an ACL, a creation
+// policy, an invalid replication factor, partition count or config) and a refused metadata
+// look-up are a *TopicError naming the topic, the broker's answer and the fix; it is not
+// retryable. From NewSink it fails the start; in Write it is the ack error of the topic's
+// records, never produced, and errors.policy decides.
+//
 // # Dead letters
 //
 // WriteDeadLetter produces the failed record synchronously to errors.dlq_topic with its key,
@@ -68,7 +93,7 @@
 // Dead letters go through a producer of their own, whose limit is dlq_max_message_bytes
 // (default 11MiB, room for any Kinesis record), so a record refused for being over
 // max_message_bytes is dead-lettered whole; the dead-letter topic's max.message.bytes must be as
-// large. Data is never changed to make a dead letter fit: a dead letter over dlq_max_message_bytes
+// large (the sink sets it so on a dead-letter topic it creates). Data is never changed to make a dead letter fit: a dead letter over dlq_max_message_bytes
 // (or refused by the broker as too large) makes WriteDeadLetter return a *RecordTooLargeError
 // naming the setting, and the pipeline stops without a checkpoint past the record.
 //
@@ -109,6 +134,8 @@
 //   - shardbridge_kafka_produce_errors_total{connector,class}: records failed for good, by class
 //     too_large, timeout, auth, retryable, fatal, canceled
 //   - shardbridge_kafka_dead_letters_total{connector}: records written to the dead-letter topic
+//   - shardbridge_kafka_topics_created_total{connector}: destination and dead-letter topics the
+//     sink created
 //   - shardbridge_checkpoint_commit_latency_seconds{connector}: histogram of Commit
 //   - shardbridge_checkpoint_age_seconds{connector,shard}: seconds since the shard's last
 //     committed checkpoint, computed when scraped

@@ -56,8 +56,9 @@ const (
 // Retryable reports whether producing the same record again may succeed: a broker or network
 // failure, a timeout, or a leadership change. A record that fails in the sink has already used up
 // franz-go's own retries (bounded by delivery_timeout), so a retry is a new attempt, after a
-// restart for example. Authorization, authentication, a too-large record, a bad topic or a
-// closed sink are not retryable.
+// restart for example. Authorization, authentication, a too-large record, a bad topic, a topic
+// that is missing and not created or whose creation was refused (*TopicError), or a closed sink
+// are not retryable.
 //
 // A timeout is ambiguous: the broker may have written the record. Retrying it is safe for the
 // mirror's guarantees (at least once) but may duplicate it.
@@ -66,8 +67,10 @@ func Retryable(err error) bool {
 		return false
 	}
 	var tooLarge *RecordTooLargeError
+	var topicErr *TopicError
 	switch {
 	case errors.As(err, &tooLarge),
+		errors.As(err, &topicErr),
 		errors.Is(err, ErrClosed),
 		errors.Is(err, kgo.ErrClientClosed),
 		errors.Is(err, context.Canceled):

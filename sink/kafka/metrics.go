@@ -16,6 +16,7 @@ type sinkMetrics struct {
 	inflight prometheus.Gauge
 	errors   *prometheus.CounterVec // class
 	dlq      prometheus.Counter
+	created  prometheus.Counter // topics the sink created
 }
 
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
@@ -66,6 +67,10 @@ func newSinkMetrics(reg prometheus.Registerer, connector string) *sinkMetrics {
 		Name: "shardbridge_kafka_dead_letters_total",
 		Help: "Records written to the dead-letter topic.",
 	}, []string{"connector"}))
+	created := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "shardbridge_kafka_topics_created_total",
+		Help: "Topics the sink created (destination and dead-letter topics; sink.kafka.topic_creation).",
+	}, []string{"connector"}))
 	return &sinkMetrics{
 		records:  records.With(l),
 		bytes:    bytes.With(l),
@@ -73,6 +78,7 @@ func newSinkMetrics(reg prometheus.Registerer, connector string) *sinkMetrics {
 		inflight: inflight.With(l),
 		errors:   errs.MustCurryWith(l),
 		dlq:      dlq.With(l),
+		created:  created.With(l),
 	}
 }
 

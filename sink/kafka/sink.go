@@ -37,6 +37,7 @@ type Sink struct {
 	cfg       Config
 	cl        *kgo.Client
 	topic     *topicTemplate
+	topics    *topicSet // topics known to exist; prepares (creates) the others
 	dlqTopic  string
 	kgoOpts   []kgo.Opt // extra client options (tests), for the dead-letter client too
 	connector string
@@ -68,7 +69,9 @@ type Sink struct {
 
 // NewSink validates cfg (filling defaults), connects to the brokers and checks within
 // cfg.RequestTimeout that at least one answers; an unreachable cluster is an *UnreachableError
-// naming the brokers. The caller owns the Sink and must Close it.
+// naming the brokers. A fixed destination topic and the dead-letter topic are then looked up and,
+// when missing, created per cfg.TopicCreation; a missing topic that is not created, or a refused
+// creation, is a *TopicError. The caller owns the Sink and must Close it.
 func NewSink(ctx context.Context, cfg Config, opts ...Option) (*Sink, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -94,16 +97,34 @@ func NewSink(ctx context.Context, cfg Config, opts ...Option) (*Sink, error) {
 		cl.Close()
 		return nil, fmt.Errorf("kafka sink: %w", err)
 	}
+	m := newSinkMetrics(o.reg, o.connector)
+	topics := newTopicSet(newTopicCreator(cl, &cfg, o.dlqTopic, log, m.created).prepare)
+	// Topics known now are prepared now, so that a missing one fails the start rather than the
+	// first record; a templated topic is prepared before its first record.
+	var known []string
+	if tmpl.fixed {
+		known = append(known, tmpl.name)
+	}
+	if o.dlqTopic != "" {
+		known = append(known, o.dlqTopic)
+	}
+	for _, t := range known {
+		if err := topics.ensure(ctx, t); err != nil {
+			cl.Close()
+			return nil, fmt.Errorf("kafka sink: %w", err)
+		}
+	}
 	closing, stop := context.WithCancel(context.Background())
 	return &Sink{
 		cfg:        cfg,
 		cl:         cl,
 		topic:      tmpl,
+		topics:     topics,
 		dlqTopic:   o.dlqTopic,
 		kgoOpts:    o.kgoOpts,
 		connector:  o.connector,
 		log:        log,
-		m:          newSinkMetrics(o.reg, o.connector),
+		m:          m,
 		limit:      int64(cfg.MaxMessageBytes),
 		closing:    closing,
 		stopWrites: stop,
@@ -112,10 +133,12 @@ func NewSink(ctx context.Context, cfg Config, opts ...Option) (*Sink, error) {
 
 // Write hands recs to the producer and returns once all are buffered; acks come later from
 // produce promises. It blocks only while the producer's buffers (max_buffered_records,
-// max_buffered_bytes) are full. ack is called exactly once per record, also when Write returns an
-// error: a record that cannot be mapped (its topic template gives an illegal name) or is larger
-// than max_message_bytes is acked with its error at once and never produced, and its neighbours go
-// on.
+// max_buffered_bytes) are full, and before the first record of a templated topic the sink has not
+// written to yet, while that topic is looked up and, if missing, created. ack is called exactly
+// once per record, also when Write returns an error: a record that cannot be mapped (its topic
+// template gives an illegal name), whose topic is missing and not created (a *TopicError), or that
+// is larger than max_message_bytes is acked with its error at once and never produced, and its
+// neighbours go on.
 //
 // Canceling ctx while Write runs fails the records it has not yet buffered with ctx's error, and
 // may fail its buffered ones too (franz-go then fails the affected partitions' buffered records
@@ -154,22 +177,32 @@ func (s *Sink) Write(ctx context.Context, recs []runtime.Record, ack runtime.Ack
 	// produce_latency_seconds counts from the Write call to each record's acknowledgement, so one
 	// clock read serves the whole batch (a Produce blocked on full buffers is inside the figure).
 	start := time.Now()
+	// A Write holds one shard's records, so they nearly always share one topic: a templated topic
+	// is prepared once per Write, not per record.
+	var lastTopic string
+	var lastTopicErr error
 	for i := range recs {
 		rec := &recs[i]
 		if pctx.Err() != nil && !errors.Is(pctx.Err(), context.DeadlineExceeded) {
-			cause := ctx.Err()
-			if cause == nil {
-				cause = ErrClosed
-			}
-			for j := i; j < len(recs); j++ {
-				s.fail(&recs[j], ack, fmt.Errorf("write to kafka: %w", cause))
-			}
-			return fmt.Errorf("write to kafka: %w", cause)
+			return s.abort(ctx, recs[i:], ack)
 		}
 		topic, err := s.topic.topic(rec.Stream, rec.Shard)
 		if err != nil {
 			s.fail(rec, ack, err)
 			continue
+		}
+		if !s.topic.fixed {
+			if topic != lastTopic {
+				// pctx bounds the wait by delivery_timeout, ctx and Close.
+				lastTopic, lastTopicErr = topic, s.topics.ensure(pctx, topic)
+				if lastTopicErr != nil && pctx.Err() != nil && !errors.Is(pctx.Err(), context.DeadlineExceeded) {
+					return s.abort(ctx, recs[i:], ack)
+				}
+			}
+			if lastTopicErr != nil {
+				s.fail(rec, ack, lastTopicErr)
+				continue
+			}
 		}
 		size := recordBatchSize(rec)
 		if size > s.limit {
@@ -188,6 +221,19 @@ func (s *Sink) Write(ctx context.Context, recs []runtime.Record, ack runtime.Ack
 		})
 	}
 	return nil
+}
+
+// abort fails recs, the records a canceled Write has not handed over, with the cause: ctx's
+// error, or ErrClosed when Close canceled the Write.
+func (s *Sink) abort(ctx context.Context, recs []runtime.Record, ack runtime.AckFunc) error {
+	cause := ctx.Err()
+	if cause == nil {
+		cause = ErrClosed
+	}
+	for i := range recs {
+		s.fail(&recs[i], ack, fmt.Errorf("write to kafka: %w", cause))
+	}
+	return fmt.Errorf("write to kafka: %w", cause)
 }
 
 // writeBatch releases the delivery deadline of one Write once all its records are finished.
