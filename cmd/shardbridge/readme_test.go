@@ -234,20 +234,71 @@ func sameDefault(v reflect.Value, readme string) string {
 	return strconv.Quote(got)
 }
 
-// Every metric in the README's table is exposed by a running process, and every shardbridge_*
-// family exposed is in the table.
-//
-// The scenario runs the real runConfig against an in-process Kinesis and Kafka with four
-// connectors, so that every family gets a first sample over /metrics (labelled vectors appear only
-// then): a mirror of 300 records; a connector with errors.policy skip and a 512B
-// max_message_bytes reading a stream holding a 2KiB record (produce_errors_total{too_large},
-// records_skipped_total); the same with errors.policy fail (records_failed_total; the connector
-// ends FAILED); and a connector whose topic template renders a name longer than Kafka allows,
-// with errors.policy dlq (records_dead_lettered_total). Subscriptions live 500ms, so
-// subscriptions_ended_total{reason="expired"} appears. No name is checked only by descriptor.
+// Every metric in the README's table is exposed by a running process (metricsScenario), and every
+// shardbridge_* family exposed is in the table.
 func TestReadmeMetricsExposed(t *testing.T) {
-	var documented []string
-	docType, docLabels := map[string]string{}, map[string]string{}
+	documented, docType, docLabels := readmeMetrics(t)
+	sc := startMetricsScenario(t)
+	families, samples := sc.families, sc.samples
+
+	// The other way: nothing exposed under shardbridge_ goes undocumented.
+	for f := range families {
+		if strings.HasPrefix(f, "shardbridge_") && !slices.Contains(documented, f) {
+			t.Errorf("/metrics exposes %s, which README's metrics table does not list", f)
+		}
+	}
+	// The type and label columns say what is exposed.
+	labels := exposedLabels(families, samples)
+	for _, name := range documented {
+		if strings.HasSuffix(name, "*") {
+			continue
+		}
+		if got := families[name]; got != docType[name] {
+			t.Errorf("README says %s is a %s; /metrics says %s", name, docType[name], got)
+		}
+		var want []string
+		if docLabels[name] != "" {
+			want = strings.Split(docLabels[name], ", ")
+		}
+		sort.Strings(want)
+		if got := labels[name]; !slices.Equal(got, want) {
+			t.Errorf("README gives %s the labels %q; /metrics shows %q", name, docLabels[name], strings.Join(got, ", "))
+		}
+	}
+	// The figures to watch name only documented metrics.
+	b, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, figures, _ := strings.Cut(string(b), "### Five figures to watch")
+	figures, _, _ = strings.Cut(figures, "\n## ")
+	named := regexp.MustCompile(`shardbridge_[a-z_]+[a-z]`).FindAllString(figures, -1)
+	if len(named) < 5 {
+		t.Errorf("the figures to watch name %d metrics; want at least 5", len(named))
+	}
+	for _, n := range named {
+		if !slices.Contains(documented, n) {
+			t.Errorf("the figures to watch use %s, which the metrics table does not list", n)
+		}
+	}
+
+	// The fail-big connector is meant to fail; the others must not.
+	runErr := sc.stop()
+	if runErr == nil || !strings.Contains(runErr.Error(), "fail-big") {
+		t.Errorf("runConfig returned %v; want the failure of fail-big only", runErr)
+	}
+	for _, name := range []string{"mirror", "skip-big", "dead-letter"} {
+		if runErr != nil && strings.Contains(runErr.Error(), name+":") {
+			t.Errorf("connector %s failed: %v", name, runErr)
+		}
+	}
+}
+
+// readmeMetrics returns the names in the README's metrics table, in order, with the type and
+// labels cells of each.
+func readmeMetrics(t *testing.T) (documented []string, docType, docLabels map[string]string) {
+	t.Helper()
+	docType, docLabels = map[string]string{}, map[string]string{}
 	for _, cells := range readmeTable(t, "## Metrics") {
 		name, ok := codeSpan(cells[0])
 		if !ok || len(cells) != 4 {
@@ -256,6 +307,30 @@ func TestReadmeMetricsExposed(t *testing.T) {
 		documented = append(documented, name)
 		docType[name], docLabels[name] = cells[1], cells[2]
 	}
+	return documented, docType, docLabels
+}
+
+// metricsScenario is a scrape of a running process in which every metric the README's table
+// lists has a first sample.
+type metricsScenario struct {
+	families map[string]string  // family types by name, as scrape returns them
+	samples  map[string]float64 // sample values by their text before the value
+	// stop cancels runConfig and returns what it returned; it also runs at the test's cleanup.
+	stop func() error
+}
+
+// startMetricsScenario runs the real runConfig against an in-process Kinesis and Kafka with four
+// connectors, so that every family gets a first sample over /metrics (labelled vectors appear only
+// then), and returns the first scrape that holds every family the README's metrics table lists:
+// a mirror of 300 records; a connector with errors.policy skip and a 512B max_message_bytes
+// reading a stream holding a 2KiB record (produce_errors_total{too_large},
+// records_skipped_total); the same with errors.policy fail (records_failed_total; the connector
+// ends FAILED); and a connector whose topic template renders a name longer than Kafka allows,
+// with errors.policy dlq (records_dead_lettered_total). Subscriptions live 500ms, so
+// subscriptions_ended_total{reason="expired"} appears. No name is checked only by descriptor.
+func startMetricsScenario(t *testing.T) *metricsScenario {
+	t.Helper()
+	documented, _, _ := readmeMetrics(t)
 
 	const (
 		mainStream = "readme-main"
@@ -275,12 +350,12 @@ func TestReadmeMetricsExposed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ks.Close()
+	t.Cleanup(func() { ks.Close() })
 	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, mainStream, bigStream, dlqTopic))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer kc.Close()
+	t.Cleanup(kc.Close)
 	broker := kc.ListenAddrs()[0]
 
 	source := func(stream string) string {
@@ -358,14 +433,15 @@ connectors:
 	// runConfig is owned here: cancel it and wait for it however the test ends.
 	var runErr error
 	stopped := false
-	stop := func() {
+	stop := func() error {
 		if !stopped {
 			stopped = true
 			cancel()
 			runErr = <-runDone
 		}
+		return runErr
 	}
-	defer stop()
+	t.Cleanup(func() { stop() })
 	var st started
 	select {
 	case st = <-startedCh:
@@ -408,58 +484,7 @@ connectors:
 			t.Fatalf("runConfig ended early: %v\nlogs:\n%s", err, logs.String())
 		}
 	}
-
-	// The other way: nothing exposed under shardbridge_ goes undocumented.
-	for f := range families {
-		if strings.HasPrefix(f, "shardbridge_") && !slices.Contains(documented, f) {
-			t.Errorf("/metrics exposes %s, which README's metrics table does not list", f)
-		}
-	}
-	// The type and label columns say what is exposed.
-	labels := exposedLabels(families, samples)
-	for _, name := range documented {
-		if strings.HasSuffix(name, "*") {
-			continue
-		}
-		if got := families[name]; got != docType[name] {
-			t.Errorf("README says %s is a %s; /metrics says %s", name, docType[name], got)
-		}
-		var want []string
-		if docLabels[name] != "" {
-			want = strings.Split(docLabels[name], ", ")
-		}
-		sort.Strings(want)
-		if got := labels[name]; !slices.Equal(got, want) {
-			t.Errorf("README gives %s the labels %q; /metrics shows %q", name, docLabels[name], strings.Join(got, ", "))
-		}
-	}
-	// The figures to watch name only documented metrics.
-	b, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, figures, _ := strings.Cut(string(b), "### Five figures to watch")
-	figures, _, _ = strings.Cut(figures, "\n## ")
-	named := regexp.MustCompile(`shardbridge_[a-z_]+[a-z]`).FindAllString(figures, -1)
-	if len(named) < 5 {
-		t.Errorf("the figures to watch name %d metrics; want at least 5", len(named))
-	}
-	for _, n := range named {
-		if !slices.Contains(documented, n) {
-			t.Errorf("the figures to watch use %s, which the metrics table does not list", n)
-		}
-	}
-
-	// The fail-big connector is meant to fail; the others must not.
-	stop()
-	if runErr == nil || !strings.Contains(runErr.Error(), "fail-big") {
-		t.Errorf("runConfig returned %v; want the failure of fail-big only", runErr)
-	}
-	for _, name := range []string{"mirror", "skip-big", "dead-letter"} {
-		if runErr != nil && strings.Contains(runErr.Error(), name+":") {
-			t.Errorf("connector %s failed: %v", name, runErr)
-		}
-	}
+	return &metricsScenario{families: families, samples: samples, stop: stop}
 }
 
 // exposedLabels returns the sorted label names of each family's samples (without a histogram's
