@@ -52,7 +52,7 @@ func keyed(v reflect.Value) any {
 		return out
 	case reflect.Map:
 		if v.IsNil() {
-			return map[string]any{}
+			return nil
 		}
 		out := make(map[string]any, v.Len())
 		it := v.MapRange()
