@@ -56,6 +56,12 @@ type ShardReport struct {
 	SubscribedAt       time.Time `json:"subscription_start,omitzero"`
 	LastError          string    `json:"last_error,omitempty"`
 	RecordsRead        int64     `json:"records_read"`
+	// WaitingFor lists the parent shards whose end checkpoints the shard still waits for before
+	// it is read; empty once it no longer waits.
+	WaitingFor []string `json:"waiting_for_parents,omitempty"`
+	// ParentWaitSeconds is how long the shard has waited for its parents so far; 0 when it does
+	// not wait.
+	ParentWaitSeconds float64 `json:"parent_wait_seconds,omitempty"`
 }
 
 // Errors of the Worker's control calls; the HTTP API maps them to status codes.

@@ -24,6 +24,11 @@ const (
 	DefaultMaxRecords        = 10000
 	DefaultShardSyncInterval = 30 * time.Second
 	DefaultIdleTimeout       = 60 * time.Second
+	// DefaultClosedShardQuietPeriod is how long an EFO reader of a shard that ListShards shows
+	// closed may read nothing new before it confirms the shard's end with GetRecords. Real
+	// Kinesis ends such a subscription at once; emulators that never do cost this much per
+	// closed shard.
+	DefaultClosedShardQuietPeriod = 10 * time.Second
 	// DefaultHTTP2ReceiveBufferPerStream bounds what HTTP/2 buffers for one subscription. A shard
 	// delivers at most 2 MiB/s to one consumer; a 256 KiB window still carries 5 MiB/s at a 50 ms
 	// round trip, so it costs no throughput in practice, while 64 shards buffer 16 MiB at most.
@@ -59,6 +64,12 @@ type Config struct {
 	// IdleTimeout ends a subscription that delivers nothing, not even a heartbeat, for this long.
 	// Time spent waiting for pool space does not count. Default 60s.
 	IdleTimeout config.Duration `koanf:"idle_timeout"`
+	// ClosedShardQuietPeriod: when ListShards shows a shard closed and its EFO subscription has
+	// delivered no new record for this long (time spent waiting for pool space does not count),
+	// the reader closes the subscription and reads the rest of the shard with GetRecords until
+	// it ends. Kinesis itself ends such a subscription with a final event first; kinesis-mock and
+	// LocalStack never do. Default 10s; at least 1s.
+	ClosedShardQuietPeriod config.Duration `koanf:"closed_shard_quiet_period"`
 	// Deaggregate splits KPL aggregated records into their user records. Default true.
 	Deaggregate *bool `koanf:"deaggregate"`
 	// HTTP2MaxReceiveBufferPerStream bounds the HTTP/2 flow-control window, so the bytes buffered,
@@ -216,6 +227,12 @@ func (c *Config) Validate(connector, path string) error {
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = config.Duration(DefaultIdleTimeout)
+	}
+	if c.ClosedShardQuietPeriod == 0 {
+		c.ClosedShardQuietPeriod = config.Duration(DefaultClosedShardQuietPeriod)
+	}
+	if c.ClosedShardQuietPeriod.D() < time.Second {
+		bad("closed_shard_quiet_period", c.ClosedShardQuietPeriod, "is below 1s", `use "1s" or more; the default is "10s"`)
 	}
 	if c.Deaggregate == nil {
 		t := true

@@ -16,7 +16,8 @@ func TestConfigDefaults(t *testing.T) {
 	if c.StartPosition != StartTrimHorizon || !c.EFOEnabled() || !c.DeaggregateEnabled() ||
 		c.EFO.ConsumerName != "shardbridge-mirror" || c.EFO.DeregisterOnStop ||
 		c.PollInterval.D() != time.Second || c.MaxRecords != 10000 || c.ShardSyncInterval.D() != 30*time.Second ||
-		c.IdleTimeout.D() != 60*time.Second || c.HTTP2MaxReceiveBufferPerStream != 256<<10 {
+		c.IdleTimeout.D() != 60*time.Second || c.HTTP2MaxReceiveBufferPerStream != 256<<10 ||
+		c.ClosedShardQuietPeriod.D() != 10*time.Second {
 		t.Errorf("defaults not filled: %+v", c)
 	}
 	if c.StreamName() != "orders" {
@@ -58,6 +59,7 @@ func TestConfigErrors(t *testing.T) {
 		{"poll interval", Config{Stream: "s", Region: "r", PollInterval: config.Duration(time.Millisecond)}, "poll_interval", false},
 		{"max records", Config{Stream: "s", Region: "r", MaxRecords: 10001}, "max_records", false},
 		{"shard sync", Config{Stream: "s", Region: "r", ShardSyncInterval: config.Duration(time.Millisecond)}, "shard_sync_interval", false},
+		{"closed shard quiet period", Config{Stream: "s", Region: "r", ClosedShardQuietPeriod: config.Duration(500 * time.Millisecond)}, "closed_shard_quiet_period", false},
 		{"buffer too small", Config{Stream: "s", Region: "r", HTTP2MaxReceiveBufferPerStream: 1024}, "http2_max_receive_buffer_per_stream", false},
 		{"buffer too large", Config{Stream: "s", Region: "r", HTTP2MaxReceiveBufferPerStream: 4 << 20}, "http2_max_receive_buffer_per_stream", false},
 		{"secret without id", Config{Stream: "s", Region: "r", Credentials: CredentialsConfig{SecretAccessKey: "hunter2"}}, "credentials.access_key_id", true},
@@ -119,5 +121,31 @@ func TestShardHeldBytes(t *testing.T) {
 		if got := c.ShardHeldBytes(); got != tc.want {
 			t.Errorf("%s: ShardHeldBytes() = %d, want %d", tc.name, got, tc.want)
 		}
+	}
+}
+
+// An EFO shard that confirms its closed end with GetRecords holds a polling shard's figure
+// meanwhile, not an EFO one's.
+func TestHeldBytesWhileDraining(t *testing.T) {
+	src, err := New(Config{Stream: "orders", Region: "eu-west-1"}, "mirror")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := newShardState("a"), newShardState("b")
+	src.setActive(a, true)
+	src.setActive(b, true)
+	efo, poll := src.cfg.shardHeldBytes(true), src.cfg.shardHeldBytes(false)
+	if got := src.HeldBytes(); got != 2*efo {
+		t.Errorf("two EFO shards hold %d, want %d", got, 2*efo)
+	}
+	src.setDraining(b, true)
+	src.setDraining(b, true) // idempotent
+	if got := src.HeldBytes(); got != efo+poll {
+		t.Errorf("one EFO shard and one draining hold %d, want %d", got, efo+poll)
+	}
+	src.setDraining(b, false)
+	src.setActive(b, false)
+	if got := src.HeldBytes(); got != efo {
+		t.Errorf("one EFO shard holds %d, want %d", got, efo)
 	}
 }

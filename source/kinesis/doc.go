@@ -35,6 +35,31 @@
 // ResourceNotFound on the shard while the stream still exists) the reader calls EndShard and
 // starts the children named by the final event; ListShards is the backstop.
 //
+// # Closed shards that never end over EFO
+//
+// Kinesis ends a subscription at a closed shard's end with an event whose continuation is null.
+// kinesis-mock (what LocalStack runs) never sends it: the subscription goes on sending events
+// with no records, and is renewed every 5 minutes, so a reader that waited for that event would
+// never end the shard, and its children would wait for ever with nothing in the log. So the
+// source also uses what ListShards says: a shard listed with an EndingSequenceNumber is closed
+// (the value is not used; kinesis-mock writes 9223372036854775807). When an EFO reader's shard
+// is listed closed and it has waited closed_shard_quiet_period (10s) for events without emitting
+// a new record, it closes the subscription cleanly (reason closed_quiet) and reads the rest
+// with GetShardIterator and GetRecords from its last position, under the polling rules below
+// (the same position rule, pool, emit path, call rate, backoff and error classes), until
+// GetRecords returns no next iterator; it then ends the shard as usual, and starts the children
+// GetRecords names (ListShards is the backstop). Time spent waiting for pool space or in Emit
+// is not waiting for events, so backpressure never counts as quiet. The quiet period is measured
+// with the source's clock, and once a shard is listed closed its reader is woken every quarter
+// of it with the source's wait (WithClock, WithWait), so a subscription that sends nothing at
+// all is caught too. Against Kinesis the final event ends the shard first. runEFO in efo.go
+// goes through it step by step.
+//
+// A child's wait for its parents is visible: ShardReport gives the parents still waited for
+// (WaitingFor) and the wait so far (ParentWaitSeconds), shardbridge_kinesis_parent_wait_seconds
+// the same wait, and discovery logs a warning naming the shard, its parents and the wait every
+// 5 minutes of waiting (on the source's clock, checked every shard_sync_interval).
+//
 // # One reader per shard
 //
 // The EFO reader waits for pool space without a deadline before it subscribes (it holds no
@@ -96,7 +121,8 @@
 // runtime.Record and its headers). An event is at most what Kinesis puts in one, taken as
 // MaxEventBytes (2 MiB, EFO's 2 MiB per second per shard) in MaxEventRecords (10,000). Polling
 // holds one GetRecords response being decoded instead: at most MaxGetRecordsBytes (10 MiB) in
-// 10,000 records, or max_records records of up to 1 MiB when that is less.
+// 10,000 records, or max_records records of up to 1 MiB when that is less; so does an EFO reader
+// while it reads a closed shard's end with GetRecords.
 //
 // Config.ShardHeldBytes is that per-shard figure, and Source.HeldBytes multiplies it by the
 // shards being read now (runtime.MemoryHolder). With memory_limit "auto", the runtime sizes Go's
@@ -115,13 +141,21 @@
 //	shardbridge_kinesis_bytes_read_total                   counter
 //	shardbridge_kinesis_subscriptions_opened_total         counter
 //	shardbridge_kinesis_subscriptions_ended_total{reason}  counter: expired, shard_end, idle,
-//	                                                        backpressure_timeout, empty, canceled,
-//	                                                        or an AWS error code / transport reason
+//	                                                        backpressure_timeout, closed_quiet,
+//	                                                        empty, canceled, or an AWS error
+//	                                                        code / transport reason
 //	shardbridge_kinesis_resubscribe_backoff_seconds        histogram
 //	shardbridge_kinesis_kpl_aggregates_total               counter
 //	shardbridge_kinesis_kpl_user_records_total             counter
 //	shardbridge_kinesis_kpl_corrupt_total                  counter
+//	shardbridge_kinesis_parent_wait_seconds                gauge: seconds the shard has waited
+//	                                                        for its parents' end checkpoints,
+//	                                                        computed when scraped from the
+//	                                                        source's clock; 0 when it does not
+//	                                                        wait; series for every shard while
+//	                                                        Run runs
 //
 // and shardbridge_kinesis_active_shards (gauge, label connector only). ShardReport reports each
-// shard's reader state, millis behind latest, subscription start, last error and records read.
+// shard's reader state, millis behind latest, subscription start, last error, records read, and
+// the parents it waits for and how long.
 package kinesis

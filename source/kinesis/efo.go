@@ -17,8 +17,46 @@ import (
 // runEFO reads the shard with SubscribeToShard until it ends (errShardEnded), ctx ends, or a
 // fatal error. It owns its retries: every transient error is retried here, after backoff, from
 // the last position.
+//
+// A closed shard normally ends with an event whose ContinuationSequenceNumber is null. Some
+// servers never send it: kinesis-mock (what LocalStack runs) keeps a subscription to a closed
+// shard open, sending events with no records, and renews it every 5 minutes, so the reader would
+// never end the shard and its children would wait for ever. So, step by step:
+//
+//  1. Discovery marks a shard closed when ListShards shows its EndingSequenceNumber (the value
+//     itself is not used; kinesis-mock writes 9223372036854775807 there).
+//  2. readSubscription counts r.quiet, the time spent waiting for events since the last new
+//     record was emitted, on the source's clock. Waiting for pool space and emitting are outside
+//     that wait, so backpressure never counts as quiet.
+//  3. Once the shard is marked closed, watchClosed wakes the reader every quarter of
+//     closed_shard_quiet_period (with the source's wait), so a subscription that sends nothing
+//     at all is looked at too; an event without new records is looked at as it arrives.
+//  4. When the shard is marked closed and r.quiet reaches closed_shard_quiet_period, the reader
+//     closes the subscription cleanly (reason closed_quiet) and reads the rest of the shard with
+//     runPoll: GetShardIterator at startingPosition (the same rule as a resubscription), then
+//     GetRecords at most 5 times a second, with the same emit path, backoff and error classes,
+//     until GetRecords returns no next iterator. It then ends the shard as usual: EndShard, and
+//     the children GetRecords named (ListShards is the backstop), which wait for the end
+//     checkpoint.
+//
+// Against Kinesis the final event ends the shard first: a subscription at a closed shard's end
+// gets it at once, and one behind keeps delivering records, which resets r.quiet.
 func (r *shardReader) runEFO(ctx context.Context) error {
 	s := r.run.s
+	// The watch of step 3 is owned here and stops before runEFO returns.
+	tick := make(chan struct{}, 1)
+	wctx, cancelWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		r.watchClosed(wctx, tick)
+	}()
+	stopWatch := func() {
+		cancelWatch()
+		<-watched
+	}
+	defer stopWatch()
+	r.quietTick = tick
 	bo := newBackoff()
 	var lastCall time.Time
 	var delay time.Duration
@@ -84,6 +122,10 @@ func (r *shardReader) runEFO(ctx context.Context) error {
 			r.met.ended("backpressure_timeout")
 			delay, isBackoff = bo.next(), true
 			r.log.Info("kinesis: pool full past wait timeout, closed subscription", "retry_in", delay)
+		case errors.Is(rerr, errClosedQuiet):
+			r.met.ended("closed_quiet")
+			stopWatch()
+			return r.drainClosed(ctx)
 		case errors.Is(rerr, errIdle):
 			r.met.ended("idle")
 			delay, isBackoff = bo.next(), true
@@ -103,6 +145,42 @@ func (r *shardReader) runEFO(ctx context.Context) error {
 	}
 }
 
+// watchClosed sends on tick every quarter of closed_shard_quiet_period once ListShards shows
+// the shard closed, until ctx ends (step 3 of runEFO). It waits with the source's wait, so tests
+// control the time; a tick that finds one pending is dropped.
+func (r *shardReader) watchClosed(ctx context.Context, tick chan<- struct{}) {
+	select {
+	case <-r.st.closedCh:
+	case <-ctx.Done():
+		return
+	}
+	step := r.run.s.cfg.ClosedShardQuietPeriod.D() / 4
+	for r.run.s.wait(ctx, step) == nil {
+		select {
+		case tick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// closedQuiet reports whether the shard is listed closed and the reader has waited for new
+// records for closed_shard_quiet_period, counting waiting, the wait for the current event so far.
+func (r *shardReader) closedQuiet(waiting time.Duration) bool {
+	s := r.run.s
+	return r.quiet+waiting >= s.cfg.ClosedShardQuietPeriod.D() && s.listedClosed(r.st)
+}
+
+// drainClosed confirms the end of a closed shard whose subscription went quiet (step 4 of
+// runEFO): it reads what is left with GetRecords from the last position until the shard ends.
+func (r *shardReader) drainClosed(ctx context.Context) error {
+	s := r.run.s
+	r.log.Info("kinesis: shard is closed and its subscription quiet; reading its end with GetRecords",
+		"quiet", r.quiet, "closed_shard_quiet_period", s.cfg.ClosedShardQuietPeriod.D())
+	s.setDraining(r.st, true)
+	defer s.setDraining(r.st, false)
+	return r.runPoll(ctx)
+}
+
 // ownEventStreamCodec gives one SubscribeToShard call its own protocol instance.
 //
 // aws-sdk-go-v2's schema-based Kinesis client (service/kinesis v1.56, smithy-go v1.28) keeps a
@@ -117,7 +195,7 @@ func ownEventStreamCodec(o *kinesis.Options) {
 
 // readSubscription reads events until the subscription ends. It returns whether any event
 // arrived, and why it ended: nil for a clean end of the stream, errShardEnded, errBackpressure,
-// errIdle, or the stream's error.
+// errIdle, errClosedQuiet, or the stream's error.
 func (r *shardReader) readSubscription(ctx context.Context, stream *kinesis.SubscribeToShardEventStream, gate *readGate) (bool, error) {
 	s := r.run.s
 	events := stream.Events()
@@ -139,17 +217,30 @@ func (r *shardReader) readSubscription(ctx context.Context, stream *kinesis.Subs
 		s.setState(r.st, StateReading)
 		// Only now may the SDK read the next event off the connection.
 		gate.grant()
-		// The watchdog counts only time spent waiting for an event, not for pool space.
+		// The watchdog and r.quiet count only time spent waiting for an event, not for pool
+		// space.
 		idle.Reset(s.cfg.IdleTimeout.D())
 		var ev types.SubscribeToShardEventStream
 		var ok bool
-		select {
-		case ev, ok = <-events:
-		case <-idle.C:
-			return delivered, errIdle
-		case <-ctx.Done():
-			return delivered, ctx.Err()
+		from := s.now()
+	wait:
+		for {
+			select {
+			case ev, ok = <-events:
+				break wait
+			case <-idle.C:
+				r.quiet += s.now().Sub(from)
+				return delivered, errIdle
+			case <-r.quietTick:
+				if w := s.now().Sub(from); r.closedQuiet(w) {
+					r.quiet += w
+					return delivered, errClosedQuiet
+				}
+			case <-ctx.Done():
+				return delivered, ctx.Err()
+			}
 		}
+		waited := s.now().Sub(from)
 		if !idle.Stop() {
 			select { // drain a fire that raced with the event
 			case <-idle.C:
@@ -157,15 +248,27 @@ func (r *shardReader) readSubscription(ctx context.Context, stream *kinesis.Subs
 			}
 		}
 		if !ok {
+			r.quiet += waited
 			return delivered, stream.Err()
 		}
 		e, isEvent := ev.(*types.SubscribeToShardEventStreamMemberSubscribeToShardEvent)
 		if !isEvent {
+			r.quiet += waited
 			continue // an event type this SDK version does not know; nothing to read from it
 		}
 		delivered = true
+		before := r.last
 		if err := r.handleEvent(ctx, &e.Value); err != nil {
 			return delivered, err
+		}
+		if r.last != before {
+			r.quiet = 0
+			continue
+		}
+		// Nothing new: a heartbeat, or records emitted before (a resubscription's first).
+		r.quiet += waited
+		if r.closedQuiet(0) {
+			return delivered, errClosedQuiet
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -138,6 +139,14 @@ func (e *testEmitter) WaitEnded(ctx context.Context, shard string) error {
 // waitFor polls cond after every change of the emitter, up to a deadline.
 func (e *testEmitter) waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
+	if !e.await(d, cond) {
+		t.Fatalf("timed out after %v waiting for %s", d, what)
+	}
+}
+
+// await polls cond after every change of the emitter and reports whether it held before d
+// passed.
+func (e *testEmitter) await(d time.Duration, cond func() bool) bool {
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	for {
@@ -145,13 +154,13 @@ func (e *testEmitter) waitFor(t testing.TB, what string, d time.Duration, cond f
 		ch := e.changed
 		e.mu.Unlock()
 		if cond() {
-			return
+			return true
 		}
 		select {
 		case <-ch:
 		case <-time.After(50 * time.Millisecond): // conditions outside the emitter, e.g. metrics
 		case <-deadline.C:
-			t.Fatalf("timed out after %v waiting for %s", d, what)
+			return false
 		}
 	}
 }
@@ -216,14 +225,55 @@ type callLog struct {
 	kinesisAPI
 	clock *vclock
 
-	mu     sync.Mutex
-	subs   map[string][]time.Time
-	starts map[string][]string
-	errs   map[string][]string // per shard, the error code of each failed call ("" for success)
+	mu      sync.Mutex
+	subs    map[string][]time.Time
+	starts  map[string][]string
+	errs    map[string][]string // per shard, the error code of each failed call ("" for success)
+	iters   map[string]string   // shard iterator not used yet -> its shard
+	gets    map[string][]time.Time
+	getErrs map[string][]string // per shard, the error code of each GetRecords ("" for success)
 }
 
 func newCallLog(api kinesisAPI, c *vclock) *callLog {
-	return &callLog{kinesisAPI: api, clock: c, subs: map[string][]time.Time{}, starts: map[string][]string{}, errs: map[string][]string{}}
+	return &callLog{kinesisAPI: api, clock: c, subs: map[string][]time.Time{}, starts: map[string][]string{}, errs: map[string][]string{},
+		iters: map[string]string{}, gets: map[string][]time.Time{}, getErrs: map[string][]string{}}
+}
+
+func (l *callLog) GetShardIterator(ctx context.Context, in *kinesis.GetShardIteratorInput, optFns ...func(*kinesis.Options)) (*kinesis.GetShardIteratorOutput, error) {
+	out, err := l.kinesisAPI.GetShardIterator(ctx, in, optFns...)
+	if err == nil {
+		l.mu.Lock()
+		l.iters[aws.ToString(out.ShardIterator)] = aws.ToString(in.ShardId)
+		l.mu.Unlock()
+	}
+	return out, err
+}
+
+// GetRecords names the shard by the iterator, which GetShardIterator or the previous
+// GetRecords returned.
+func (l *callLog) GetRecords(ctx context.Context, in *kinesis.GetRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error) {
+	l.mu.Lock()
+	id := l.iters[aws.ToString(in.ShardIterator)]
+	l.gets[id] = append(l.gets[id], l.clock.now())
+	l.mu.Unlock()
+	out, err := l.kinesisAPI.GetRecords(ctx, in, optFns...)
+	l.mu.Lock()
+	l.getErrs[id] = append(l.getErrs[id], errorCode(err))
+	if err == nil {
+		delete(l.iters, aws.ToString(in.ShardIterator))
+		if out.NextShardIterator != nil {
+			l.iters[*out.NextShardIterator] = id
+		}
+	}
+	l.mu.Unlock()
+	return out, err
+}
+
+// getErrors returns the error codes of the shard's GetRecords calls ("" for success).
+func (l *callLog) getErrors(shard string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.getErrs[shard])
 }
 
 func (l *callLog) SubscribeToShard(ctx context.Context, in *kinesis.SubscribeToShardInput, optFns ...func(*kinesis.Options)) (*kinesis.SubscribeToShardOutput, error) {
@@ -240,11 +290,18 @@ func (l *callLog) SubscribeToShard(ctx context.Context, in *kinesis.SubscribeToS
 }
 
 // checkRate fails the test when any shard was subscribed to twice within a second, or within
-// 5 s after a ResourceInUse answer (in virtual time).
+// 5 s after a ResourceInUse answer, or had two GetRecords calls within 200ms (in virtual time).
 func (l *callLog) checkRate(t testing.TB) {
 	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	for id, ts := range l.gets {
+		for i := 1; i < len(ts); i++ {
+			if gap := ts[i].Sub(ts[i-1]); gap < getRecordsEvery {
+				t.Errorf("shard %s: GetRecords calls %d and %d only %v apart", id, i-1, i, gap)
+			}
+		}
+	}
 	for id, ts := range l.subs {
 		for i := 1; i < len(ts); i++ {
 			gap := ts[i].Sub(ts[i-1])

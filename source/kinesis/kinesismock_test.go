@@ -63,3 +63,36 @@ func TestKinesisMockMirror(t *testing.T) {
 		})
 	}
 }
+
+// Against kinesis-mock, which never ends a subscription at a closed shard (no null continuation,
+// no ChildShards: it keeps sending empty events), a split and then a merge while mirroring: with
+// EFO each parent's end is confirmed with GetRecords once its subscription is quiet; polling
+// ends each parent at the null NextShardIterator. Either way every record arrives once, per key
+// parents' records before children's, and every parent ends before its children are read.
+func TestKinesisMockReshard(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts kinesis-mock")
+	}
+	mock := kinesismock.Start(t, "efo-reshard:2", "poll-reshard:2")
+	for _, tc := range []struct {
+		stream string
+		efo    bool
+	}{{"efo-reshard", true}, {"poll-reshard", false}} {
+		t.Run(tc.stream, func(t *testing.T) {
+			cfg := testConfig(tc.stream, mock.Endpoint)
+			cfg.Region = kinesismock.Region
+			efo := tc.efo
+			cfg.EFO.Enabled = &efo
+			cfg.PollInterval = 2e8
+			cfg.ShardSyncInterval = 1e9
+			cfg.ClosedShardQuietPeriod = 2e9
+			em := newTestEmitter(10000, 16<<20, true)
+			src, err := New(cfg, "test", WithLogger(quietLogger(t)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := &fixture{t: t, cli: kinesismock.NewClient(mock.Endpoint), cfg: src.cfg, em: em, src: src}
+			testReshard(t, f, tc.efo)
+		})
+	}
+}

@@ -2,6 +2,7 @@ package kinesis
 
 import (
 	"errors"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -20,6 +21,7 @@ type metrics struct {
 	kplAggregates  *prometheus.CounterVec
 	kplUserRecords *prometheus.CounterVec
 	kplCorrupt     *prometheus.CounterVec
+	parentWait     *parentWaitCollector
 }
 
 var shardLabels = []string{"connector", "shard"}
@@ -47,7 +49,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, shardLabels)),
 		subsEnded: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shardbridge_kinesis_subscriptions_ended_total",
-			Help: "SubscribeToShard subscriptions ended, by reason: expired, shard_end, idle, backpressure_timeout, empty, canceled, or an error code.",
+			Help: "SubscribeToShard subscriptions ended, by reason: expired, shard_end, idle, backpressure_timeout, closed_quiet, empty, canceled, or an error code.",
 		}, append(shardLabels, "reason"))),
 		backoffSeconds: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "shardbridge_kinesis_resubscribe_backoff_seconds",
@@ -70,8 +72,57 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "shardbridge_kinesis_kpl_corrupt_total",
 			Help: "Records with the KPL magic that failed to decode; each passed through raw.",
 		}, shardLabels)),
+		parentWait: register(reg, &parentWaitCollector{
+			desc: prometheus.NewDesc("shardbridge_kinesis_parent_wait_seconds",
+				"Seconds the shard has waited for its parents' end checkpoints before it can be read; 0 when it does not wait.",
+				shardLabels, nil),
+			sources: map[string]*Source{},
+		}),
 	}
 	return m
+}
+
+// parentWaitCollector exposes shardbridge_kinesis_parent_wait_seconds: one series per shard of
+// every running source, computed when scraped from the source's clock, so it grows while a child
+// waits even though nothing else happens. A shard that does not wait (any more) reports 0; the
+// series go when the source's Run returns. Sources that share a Registerer share it.
+type parentWaitCollector struct {
+	desc *prometheus.Desc
+
+	mu      sync.Mutex
+	sources map[string]*Source // by connector; mu guards
+}
+
+func (c *parentWaitCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *parentWaitCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	srcs := make([]*Source, 0, len(c.sources))
+	for _, s := range c.sources {
+		srcs = append(srcs, s)
+	}
+	c.mu.Unlock()
+	for _, s := range srcs {
+		for shard, w := range s.parentWaits() {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, w.Seconds(), s.connector, shard)
+		}
+	}
+}
+
+// add makes s report its shards. A connector's series come from one source only (a restarted
+// connector's new one), so a scrape never sees the same series twice.
+func (c *parentWaitCollector) add(s *Source) {
+	c.mu.Lock()
+	c.sources[s.connector] = s
+	c.mu.Unlock()
+}
+
+func (c *parentWaitCollector) remove(s *Source) {
+	c.mu.Lock()
+	if c.sources[s.connector] == s {
+		delete(c.sources, s.connector)
+	}
+	c.mu.Unlock()
 }
 
 // register registers c, or returns the equal collector already registered.

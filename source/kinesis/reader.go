@@ -37,6 +37,13 @@ type shardReader struct {
 	firstAttempt time.Time
 	// children are the shards the final event named.
 	children []types.ChildShard
+	// quiet is how long the EFO reader has waited for events since it last emitted a new record
+	// (or started), on the source's clock. Waits for pool space, Emit and the pauses between
+	// subscriptions do not count. See runEFO.
+	quiet time.Duration
+	// quietTick wakes readSubscription to look at quiet while the shard is listed closed (see
+	// watchClosed); nil when polling.
+	quietTick <-chan struct{}
 	// emitTimeout bounds the pool wait inside Emit while a subscription is open (0: unbounded).
 	// WaitForSpace only waits for room for one record; an event may need more, and the reader
 	// must not hold a subscription open past pool.wait_timeout either way.
@@ -184,3 +191,7 @@ var errBackpressure = errors.New("pool stayed full past the wait timeout")
 
 // errIdle ends a subscription that delivered nothing for idle_timeout.
 var errIdle = errors.New("subscription delivered nothing within idle_timeout")
+
+// errClosedQuiet ends the subscription of a shard that ListShards shows closed and that has
+// delivered no new record for closed_shard_quiet_period.
+var errClosedQuiet = errors.New("shard is listed closed and its subscription delivered nothing new within closed_shard_quiet_period")

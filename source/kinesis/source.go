@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -36,6 +37,9 @@ type Source struct {
 	mu     sync.Mutex
 	shards map[string]*shardState // mu guards the map and every shardState's fields
 	active int                    // mu guards; shards in a reading state
+	// draining (mu guards) counts the active shards whose EFO reader confirms the end with
+	// GetRecords.
+	draining int
 }
 
 var _ runtime.Source = (*Source)(nil)
@@ -122,6 +126,9 @@ func (s *Source) Run(ctx context.Context, e runtime.Emitter) error {
 		api = c
 	}
 	r := &run{s: s, e: e, api: api}
+	// parent_wait_seconds is computed from this source's shards while it runs.
+	s.met.parentWait.add(s)
+	defer s.met.parentWait.remove(s)
 	err := r.run(ctx)
 	if r.consumerARN != "" && s.cfg.EFO.DeregisterOnStop {
 		// The run's context is done; deregistering still deserves a bounded try.
@@ -240,6 +247,7 @@ func (r *run) discover(ctx context.Context) error {
 			bo.reset()
 			r.startListed(ctx, shards)
 		}
+		s.warnWaiting()
 		t := time.NewTimer(next)
 		select {
 		case <-ctx.Done():
@@ -250,9 +258,9 @@ func (r *run) discover(ctx context.Context) error {
 	}
 }
 
-// startListed starts a reader for every listed shard not started yet. A reader waits for the
-// parents that are listed too; a parent missing from ListShards has passed its retention and
-// holds nothing more to read.
+// startListed starts a reader for every listed shard not started yet, and records which shards
+// are listed closed. A reader waits for the parents that are listed too; a parent missing from
+// ListShards has passed its retention and holds nothing more to read.
 func (r *run) startListed(ctx context.Context, shards []types.Shard) {
 	listed := make(map[string]bool, len(shards))
 	for _, sh := range shards {
@@ -267,6 +275,10 @@ func (r *run) startListed(ctx context.Context, shards []types.Shard) {
 			}
 		}
 		r.startShard(ctx, aws.ToString(sh.ShardId), parents)
+		if sh.SequenceNumberRange != nil && sh.SequenceNumberRange.EndingSequenceNumber != nil {
+			// Only set, never read as a position: kinesis-mock writes 9223372036854775807 there.
+			r.s.markClosed(aws.ToString(sh.ShardId))
+		}
 	}
 }
 
@@ -289,7 +301,7 @@ func (r *run) startShard(ctx context.Context, id string, parents []string) {
 		s.mu.Unlock()
 		return
 	}
-	st := &shardState{id: id, state: StateWaitingParent}
+	st := newShardState(id)
 	s.shards[id] = st
 	s.mu.Unlock()
 	r.g.Go(func() error { return r.runShard(ctx, st, parents) })
@@ -299,10 +311,8 @@ func (r *run) startShard(ctx context.Context, id string, parents []string) {
 func (r *run) runShard(ctx context.Context, st *shardState, parents []string) error {
 	s := r.s
 	log := s.log.With("shard", st.id)
-	for _, p := range parents {
-		if err := r.e.WaitEnded(ctx, p); err != nil {
-			return err
-		}
+	if err := r.waitParents(ctx, st, parents); err != nil {
+		return err
 	}
 	mark, resumed := r.e.Resume(st.id)
 	if resumed && mark.End {
@@ -340,6 +350,29 @@ func (r *run) runShard(ctx context.Context, st *shardState, parents []string) er
 			return nil
 		}
 		return err
+	}
+	return nil
+}
+
+// waitParents waits until the end of every parent is checkpointed. Meanwhile ShardReport and
+// shardbridge_kinesis_parent_wait_seconds show the parents still waited for and for how long, and
+// discovery warns every parentWarnEvery (see Source.warnWaiting): a parent whose reader never
+// ends it would otherwise leave the child waiting without a trace.
+func (r *run) waitParents(ctx context.Context, st *shardState, parents []string) error {
+	if len(parents) == 0 {
+		return nil
+	}
+	s := r.s
+	since := s.now()
+	s.update(st, func(st *shardState) { st.waitingFor, st.waitSince, st.nextWarn = slices.Clone(parents), since, 0 })
+	defer s.update(st, func(st *shardState) { st.waitingFor, st.waitSince, st.nextWarn = nil, time.Time{}, 0 })
+	for _, p := range parents {
+		if err := r.e.WaitEnded(ctx, p); err != nil {
+			return err
+		}
+		s.update(st, func(st *shardState) {
+			st.waitingFor = slices.DeleteFunc(st.waitingFor, func(id string) bool { return id == p })
+		})
 	}
 	return nil
 }

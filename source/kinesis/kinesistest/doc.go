@@ -58,7 +58,11 @@
 // send, an event with no records goes out every WithHeartbeatInterval. The
 // stream ends cleanly after WithSubscriptionLifetime (5 minutes). At a
 // closed shard's end the last event carries ChildShards and a null
-// ContinuationSequenceNumber, and the stream ends. A second subscription
+// ContinuationSequenceNumber, and the stream ends; with
+// WithoutShardEndEvent it does not, as in kinesis-mock: the stream sends
+// heartbeats until its lifetime ends, and only ListShards (the shard's
+// EndingSequenceNumber) and GetRecords (no NextShardIterator) tell that
+// the shard is closed. A second subscription
 // for the same consumer and shard within WithTakeoverAfter (5 s) gets
 // ResourceInUseException; a later one takes over, and the old stream ends
 // with a ResourceInUseException event. Deregistering the consumer or

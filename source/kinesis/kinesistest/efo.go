@@ -192,7 +192,9 @@ func (ss *subscribeStream) run(r *http.Request, st *stream, c *consumer, sh *sha
 		recs := sh.records[pos:end]
 		now := s.cfg.clock().UnixNano()
 		behind := millisBehindLocked(sh, end, now)
-		last := sh.closed && end == n
+		// Without shard end events (as kinesis-mock), a closed shard read to
+		// its end just goes quiet: heartbeats until the lifetime ends.
+		last := sh.closed && end == n && !s.cfg.noShardEndEvent
 		var children []*shard
 		if last {
 			children = childShards(st, sh)

@@ -185,6 +185,58 @@ func TestSubscribeClosedShardEndsWithChildShards(t *testing.T) {
 	}
 }
 
+// WithoutShardEndEvent: as in kinesis-mock, a subscription to a closed shard delivers its
+// records and then only heartbeats (continuation = the last record's number, no ChildShards)
+// until its lifetime ends, while ListShards shows the shard closed and GetRecords ends it.
+func TestWithoutShardEndEventGoesQuiet(t *testing.T) {
+	srv := newServer(t, WithStream("s", 1), WithConsumerActivationDelay(0), WithoutShardEndEvent(),
+		WithHeartbeatInterval(20*time.Millisecond), WithSubscriptionLifetime(400*time.Millisecond))
+	ctx := testCtx(t)
+	c := srv.Client()
+	carn := registerActive(t, ctx, srv, c, streamARN(t, ctx, c, "s"), "app")
+	putN(t, ctx, c, "s", 0, 50)
+	if _, err := c.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String("s"), ShardToSplit: aws.String(shard0), NewStartingHashKey: aws.String("170141183460469231731687303715884105728")}); err != nil {
+		t.Fatalf("split: %v", err)
+	}
+	for sub := range 2 { // a new subscription goes quiet the same way
+		es := subscribe(t, ctx, c, carn, shard0, types.StartingPosition{Type: types.ShardIteratorTypeTrimHorizon})
+		evs := drain(t, es)
+		if err := es.Err(); err != nil {
+			t.Fatalf("subscription %d ended with %v, want a clean end at its lifetime", sub, err)
+		}
+		n, heartbeats, lastSeq := 0, 0, ""
+		for i, ev := range evs {
+			if ev.ContinuationSequenceNumber == nil || len(ev.ChildShards) > 0 {
+				t.Fatalf("subscription %d event %d: continuation %v, %d child shards; want neither end marker", sub, i, ev.ContinuationSequenceNumber, len(ev.ChildShards))
+			}
+			for _, r := range ev.Records {
+				lastSeq = aws.ToString(r.SequenceNumber)
+			}
+			n += len(ev.Records)
+			if len(ev.Records) == 0 {
+				heartbeats++
+				if cont := aws.ToString(ev.ContinuationSequenceNumber); cont != lastSeq {
+					t.Fatalf("subscription %d heartbeat %d: continuation %s, want the last record's %s", sub, i, cont, lastSeq)
+				}
+			}
+		}
+		if n != 50 || heartbeats < 2 {
+			t.Fatalf("subscription %d: %d records and %d heartbeats, want 50 and several", sub, n, heartbeats)
+		}
+	}
+	out, err := c.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String("s")})
+	if err != nil {
+		t.Fatalf("list shards: %v", err)
+	}
+	if out.Shards[0].SequenceNumberRange.EndingSequenceNumber == nil {
+		t.Fatalf("ListShards shows %s open, want it closed", shard0)
+	}
+	data, kids := readAll(t, ctx, c, "s", shard0)
+	if len(data) != 50 || len(kids) != 2 {
+		t.Fatalf("GetRecords read %d records and %d child shards, want 50 and 2", len(data), len(kids))
+	}
+}
+
 func TestSubscribeResourceInUseAndTakeover(t *testing.T) {
 	t.Run("within the window", func(t *testing.T) {
 		srv := newServer(t, WithStream("s", 1), WithConsumerActivationDelay(0))

@@ -31,6 +31,7 @@ type config struct {
 	heartbeat          time.Duration
 	takeoverAfter      time.Duration
 	noInitialResponse  bool
+	noShardEndEvent    bool
 	maxRecordsPerEvent int
 	maxEventBytes      int
 	shardReadRate      int
@@ -155,6 +156,19 @@ func WithTakeoverAfter(d time.Duration) Option {
 // "expected initial-response". Default off.
 func WithoutInitialResponse() Option {
 	return optionFunc(func(c *config) { c.noInitialResponse = true })
+}
+
+// WithoutShardEndEvent makes SubscribeToShard behave at a closed shard's
+// end as kinesis-mock and LocalStack do: the subscription delivers the
+// shard's remaining records and then never sends the last event (null
+// ContinuationSequenceNumber and ChildShards). It keeps sending events with
+// no records every WithHeartbeatInterval, whose ContinuationSequenceNumber
+// is the last record's, until its lifetime ends; a new subscription does the
+// same. ListShards and DescribeStream still show the shard closed
+// (EndingSequenceNumber set), and GetRecords still ends it (no
+// NextShardIterator, ChildShards). Default off.
+func WithoutShardEndEvent() Option {
+	return optionFunc(func(c *config) { c.noShardEndEvent = true })
 }
 
 // WithMaxRecordsPerEvent caps the records in one SubscribeToShardEvent.
