@@ -29,12 +29,7 @@ var (
 // made at the same time as the kit, with their labels as the README's metrics table writes them.
 // A metric listed here may be missing from /metrics; once it is exposed, the test fails until it
 // is removed from this list, so no allowance outlives its reason.
-var pendingMetrics = map[string]string{
-	// Gauge: seconds a shard has waited for its parents' end checkpoints, 0 when not waiting.
-	// Queried by the alert ShardbridgeShardWaitingForParent and the "Waiting for parent shards"
-	// panel.
-	"shardbridge_kinesis_parent_wait_seconds": "connector, shard",
-}
+var pendingMetrics = map[string]string{}
 
 // The alerts the rules file must hold, each with a metric its expression must query.
 var wantAlerts = map[string]string{
