@@ -108,7 +108,10 @@ func TestStartupErrorSaysItsPrefixOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec, _ := connectorSpec(cfg, cfg.Connectors[0], prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	spec, _, err := connectorSpec(t.Context(), cfg, cfg.Connectors[0], "test-worker", prometheus.NewRegistry(), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, err = spec.Build(t.Context())
 	if err == nil {
 		t.Fatal("Build reached a broker at 127.0.0.1:1")

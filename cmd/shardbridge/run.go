@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/shardbridge/shardbridge/group"
 	"github.com/shardbridge/shardbridge/runtime"
 	"github.com/shardbridge/shardbridge/runtime/api"
 	"github.com/shardbridge/shardbridge/runtime/config"
@@ -75,8 +76,20 @@ func runConfig(ctx context.Context, cfg *config.Config, log *slog.Logger, opts r
 
 	specs := make([]runtime.ConnectorSpec, 0, len(cfg.Connectors))
 	var stores []*lazyStore
+	workerID := cfg.WorkerID
+	if workerID == "" {
+		host, _ := os.Hostname()
+		workerID = fmt.Sprintf("%s/%d", host, os.Getpid())
+	}
+	var groupMetrics *group.Metrics
 	for _, c := range cfg.Connectors {
-		spec, store := connectorSpec(cfg, c, reg, log)
+		if c.Group.Enabled && groupMetrics == nil {
+			groupMetrics = group.NewMetrics(reg)
+		}
+		spec, store, err := connectorSpec(ctx, cfg, c, workerID, reg, groupMetrics, log)
+		if err != nil {
+			return err
+		}
 		specs = append(specs, spec)
 		stores = append(stores, store)
 	}
@@ -183,8 +196,9 @@ func isLoopback(host string) bool {
 }
 
 // connectorSpec turns one connector's config into the Worker's spec: Build makes a fresh source,
-// sink and checkpoint store for every run, so a restart starts clean.
-func connectorSpec(cfg *config.Config, c config.Connector, reg prometheus.Registerer, log *slog.Logger) (runtime.ConnectorSpec, *lazyStore) {
+// sink and checkpoint store for every run, so a restart starts clean. With group.enabled, the
+// connector's group membership lives as long as the spec and joins the group on every run.
+func connectorSpec(ctx context.Context, cfg *config.Config, c config.Connector, workerID string, reg prometheus.Registerer, gm *group.Metrics, log *slog.Logger) (runtime.ConnectorSpec, *lazyStore, error) {
 	src := c.Source.Config.(*kinesis.Config)
 	snk := c.Sink.Config.(*kafka.Config)
 	clog := log // the connector packages add the connector attribute themselves
@@ -193,14 +207,39 @@ func connectorSpec(cfg *config.Config, c config.Connector, reg prometheus.Regist
 	offsets := &lazyStore{open: func(ctx context.Context) (*kafka.CheckpointStore, error) {
 		return kafka.NewCheckpointStore(ctx, *snk, c.Checkpoint.Topic, kafka.WithConnector(c.Name), kafka.WithLogger(clog))
 	}}
-	host, _ := os.Hostname()
-	owner := runtime.Owner{ID: fmt.Sprintf("%s/%d", host, os.Getpid())}
+	owner := runtime.Owner{ID: workerID}
+	var grp *group.Group
+	if c.Group.Enabled {
+		conn, err := kafka.ConnOptions(ctx, *snk, clog)
+		if err != nil {
+			return runtime.ConnectorSpec{}, nil, fmt.Errorf("connector %s: group: %w", c.Name, err)
+		}
+		grp, err = group.New(group.Options{
+			Connector: c.Name, GroupID: c.Group.ID, Topic: c.Group.Topic, Partitions: int32(c.Group.Partitions),
+			WorkerID: workerID, SessionTimeout: time.Duration(c.Group.SessionTimeout),
+			HeartbeatInterval: time.Duration(c.Group.HeartbeatInterval), RebalanceTimeout: time.Duration(c.Group.RebalanceTimeout),
+			Conn: conn, Logger: clog, Metrics: gm,
+		})
+		if err != nil {
+			return runtime.ConnectorSpec{}, nil, fmt.Errorf("connector %s: %w", c.Name, err)
+		}
+	}
 	spec := runtime.ConnectorSpec{
-		Name:   c.Name,
-		Config: c,
-		Store:  offsets,
-		Stream: src.StreamName(),
+		Name:     c.Name,
+		Config:   c,
+		Store:    offsets,
+		Stream:   src.StreamName(),
+		WorkerID: workerID,
 		Build: func(ctx context.Context) (runtime.Parts, error) {
+			var own runtime.Ownership
+			if grp != nil {
+				// The coordination topic's partition count decides every shard's slot, so it is
+				// known before anything reads.
+				if err := grp.Setup(ctx); err != nil {
+					return runtime.Parts{}, err
+				}
+				own = grp
+			}
 			store, err := kafka.NewCheckpointStore(ctx, *snk, c.Checkpoint.Topic,
 				kafka.WithConnector(c.Name), kafka.WithLogger(clog), kafka.WithRegisterer(reg))
 			if err != nil {
@@ -226,6 +265,7 @@ func connectorSpec(cfg *config.Config, c config.Connector, reg prometheus.Regist
 					ShutdownTimeout:    time.Duration(cfg.ShutdownTimeout),
 					ErrorPolicy:        runtime.ErrorPolicy(c.Errors.Policy),
 					Owner:              owner,
+					Ownership:          own,
 				},
 				Close: func(ctx context.Context) error {
 					return errors.Join(sink.Close(ctx), store.Close(ctx))
@@ -233,7 +273,10 @@ func connectorSpec(cfg *config.Config, c config.Connector, reg prometheus.Regist
 			}, nil
 		},
 	}
-	return spec, offsets
+	if grp != nil {
+		spec.Group = grp
+	}
+	return spec, offsets, nil
 }
 
 // lazyStore opens a checkpoint store client on first use.
