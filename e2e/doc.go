@@ -77,6 +77,12 @@
 //     are written. 0 duplicates, per-key order across parents and children, and each parent has
 //     an end checkpoint committed before any checkpoint of its children (the checkpoint topic
 //     has one partition, so its offsets order the commits).
+//   - TestKinesisMockSplitThenMerge: the same split and merge against kinesis-mock (npm
+//     kinesis-local, the emulator LocalStack runs) over HTTPS with EFO. kinesis-mock never ends
+//     a closed shard's subscription, so each parent ends through the closed-shard probe
+//     (closed_shard_quiet_period, then GetRecords to the end): every record arrives, 0
+//     duplicates, children after parents per key. It needs kinesis-mock (.tools/kinesis-mock,
+//     which ./scripts/test installs) and skips, saying why, without it.
 //   - TestConsumerRegistrationRace: two runtimes start at the same moment with the same
 //     efo.consumer_name and no consumer registered (both first describes are answered
 //     ResourceNotFound, so both register, every run). Both come up RUNNING and the stream has one
