@@ -108,6 +108,7 @@ type kafkaBroker struct {
 	port       int
 	partitions int32
 	topics     []string
+	opts       []kfake.Opt // more options for every start
 
 	mu sync.Mutex
 	c  *kfake.Cluster // mu guards c; nil while the broker is down
@@ -124,8 +125,10 @@ func startKafka(t testing.TB, partitions int32, topics ...string) *kafkaBroker {
 }
 
 func (k *kafkaBroker) start(port int) error {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(k.dir),
-		kfake.SeedTopics(k.partitions, k.topics...))
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(k.dir),
+		kfake.SeedTopics(k.partitions, k.topics...),
+		// Group scenarios use short sessions, so that a dead worker's shards move quickly.
+		kfake.GroupMinSessionTimeout(time.Second)}, k.opts...)...)
 	if err != nil {
 		return err
 	}
@@ -187,6 +190,10 @@ type runtimeConfig struct {
 	ConsumerName    string
 	ShardSync       string
 	IdleTimeout     string
+	// Group turns group.enabled on, with these timings (session 3s, heartbeat 500ms by default).
+	Group             bool
+	SessionTimeout    string
+	HeartbeatInterval string
 }
 
 var configTemplate = template.Must(template.New("config").Parse(`http:
@@ -232,6 +239,12 @@ connectors:
 {{- if .DLQTopic}}
       dlq_topic: {{.DLQTopic}}
 {{- end}}
+{{- if .Group}}
+    group:
+      enabled: true
+      session_timeout: "{{.SessionTimeout}}"
+      heartbeat_interval: "{{.HeartbeatInterval}}"
+{{- end}}
 `))
 
 // defaults fills the settings a scenario left empty with the suite's small, fast values.
@@ -252,6 +265,8 @@ func (c runtimeConfig) defaults() runtimeConfig {
 	set(&c.RequestTimeout, "10s")
 	set(&c.ShardSync, "1s")
 	set(&c.IdleTimeout, "20s")
+	set(&c.SessionTimeout, "3s")
+	set(&c.HeartbeatInterval, "500ms")
 	if c.PoolRecords == 0 {
 		c.PoolRecords = 2000
 	}
@@ -296,6 +311,13 @@ func startRuntime(t testing.TB, name string, configPaths ...string) *process {
 // can start at the same moment.
 func launchRuntime(t testing.TB, name string, configPaths ...string) *process {
 	t.Helper()
+	return launchRuntimeEnv(t, name, nil, configPaths...)
+}
+
+// launchRuntimeEnv is launchRuntime with more environment variables (NAME=value), such as
+// SHARDBRIDGE_WORKER_ID.
+func launchRuntimeEnv(t testing.TB, name string, env []string, configPaths ...string) *process {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -309,6 +331,7 @@ func launchRuntime(t testing.TB, name string, configPaths ...string) *process {
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// A GOMEMLIMIT of the test's environment would override the binary's memory_limit.
 	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GOMEMLIMIT=") }), "GORACE=halt_on_error=1")
+	cmd.Env = append(cmd.Env, env...)
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		t.Fatalf("start shardbridge: %v", err)

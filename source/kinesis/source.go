@@ -246,6 +246,9 @@ func (r *run) discover(ctx context.Context) error {
 		} else {
 			bo.reset()
 			r.startListed(ctx, shards)
+			if l, ok := r.e.(runtime.ShardLister); ok {
+				l.Listed(openShards(shards))
+			}
 		}
 		s.warnWaiting()
 		t := time.NewTimer(next)
@@ -256,6 +259,17 @@ func (r *run) discover(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// openShards returns the ids of the listed shards that are open (no ending sequence number).
+func openShards(shards []types.Shard) []string {
+	var open []string
+	for _, sh := range shards {
+		if sh.SequenceNumberRange == nil || sh.SequenceNumberRange.EndingSequenceNumber == nil {
+			open = append(open, aws.ToString(sh.ShardId))
+		}
+	}
+	return open
 }
 
 // startListed starts a reader for every listed shard not started yet, and records which shards
@@ -307,18 +321,49 @@ func (r *run) startShard(ctx context.Context, id string, parents []string) {
 	r.g.Go(func() error { return r.runShard(ctx, st, parents) })
 }
 
-// runShard waits for the shard's parents, reads the shard to its end and starts its children.
+// runShard reads the shard whenever this worker owns it (always without a group): it waits for
+// the shard's parents, reads it to its end and starts its children. When the connector's group
+// gives the shard to another worker, the reader stops (its subscription closed) and the shard
+// waits to be owned here again.
 func (r *run) runShard(ctx context.Context, st *shardState, parents []string) error {
+	owner, shared := r.e.(runtime.ShardOwner)
+	for {
+		octx, release := ctx, func() {}
+		if shared {
+			r.s.setState(st, StateNotOwned)
+			var err error
+			if octx, release, err = owner.Own(ctx, st.id); err != nil {
+				return err
+			}
+		}
+		done, err := r.readShard(ctx, octx, st, parents)
+		release()
+		var fatal *FatalError
+		switch {
+		case done || errors.As(err, &fatal) || ctx.Err() != nil:
+			return err
+		case octx.Err() != nil:
+			r.s.log.Info("kinesis: shard handed over to another worker", "shard", st.id)
+			continue
+		}
+		return err
+	}
+}
+
+// readShard waits for the shard's parents and reads it to its end (done), or until ctx ends or
+// a fatal error. The children it starts get runCtx, the context of the whole run: ctx may be
+// just this worker's ownership of the shard.
+func (r *run) readShard(runCtx, ctx context.Context, st *shardState, parents []string) (done bool, err error) {
 	s := r.s
 	log := s.log.With("shard", st.id)
 	if err := r.waitParents(ctx, st, parents); err != nil {
-		return err
+		return false, err
 	}
 	mark, resumed := r.e.Resume(st.id)
 	if resumed && mark.End {
 		s.setState(st, StateEnded)
 		log.Debug("kinesis: shard already read to its end")
-		return nil
+		return true, nil
 	}
 	rd := &shardReader{
 		run:   r,
@@ -335,23 +380,19 @@ func (r *run) runShard(ctx context.Context, st *shardState, parents []string) er
 		deaggregate: s.cfg.DeaggregateEnabled(), log: log, met: rd.met,
 	}
 	s.setActive(st, true)
-	var err error
 	if r.consumerARN != "" {
 		err = rd.runEFO(ctx)
 	} else {
 		err = rd.runPoll(ctx)
 	}
 	s.setActive(st, false)
-	if err != nil {
-		if errors.Is(err, errShardEnded) {
-			s.setState(st, StateEnded)
-			log.Info("kinesis: shard read to its end", "children", len(rd.children))
-			r.startChildren(ctx, rd.children)
-			return nil
-		}
-		return err
+	if errors.Is(err, errShardEnded) {
+		s.setState(st, StateEnded)
+		log.Info("kinesis: shard read to its end", "children", len(rd.children))
+		r.startChildren(runCtx, rd.children)
+		return true, nil
 	}
-	return nil
+	return false, err
 }
 
 // waitParents waits until the end of every parent is checkpointed. Meanwhile ShardReport and

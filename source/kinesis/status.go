@@ -16,6 +16,7 @@ const (
 	StateBackoff       = "backoff"        // waiting before a retry
 	StateBackpressure  = "backpressure"   // waiting for pool space
 	StateEnded         = "ended"          // read to its end
+	StateNotOwned      = "not_owned"      // another worker of the connector's group owns it
 )
 
 // shardState is the status of one shard; Source.mu guards its fields.
