@@ -190,6 +190,8 @@ type runtimeConfig struct {
 	ConsumerName    string
 	ShardSync       string
 	IdleTimeout     string
+	// Delivery is connectors[].delivery; empty leaves the default (at_least_once).
+	Delivery string
 	// Group turns group.enabled on, with these timings (session 3s, heartbeat 500ms by default).
 	Group             bool
 	SessionTimeout    string
@@ -238,6 +240,9 @@ connectors:
       policy: {{.Policy}}
 {{- if .DLQTopic}}
       dlq_topic: {{.DLQTopic}}
+{{- end}}
+{{- if .Delivery}}
+    delivery: {{.Delivery}}
 {{- end}}
 {{- if .Group}}
     group:

@@ -52,6 +52,7 @@ type Group struct {
 
 	setupMu    sync.Mutex   // serializes Setup
 	partitions atomic.Int32 // of the coordination topic; 0 until Setup
+	topicID    [16]byte     // of the coordination topic; set by Setup before partitions
 
 	mu        sync.Mutex // mu guards the fields below
 	cl        *kgo.Client
@@ -98,7 +99,7 @@ func (g *Group) Setup(ctx context.Context) error {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	n, err := topicPartitions(ctx, adm, g.o.Topic)
+	n, id, err := topicPartitions(ctx, adm, g.o.Topic)
 	if err != nil {
 		return err
 	}
@@ -116,7 +117,7 @@ func (g *Group) Setup(ctx context.Context) error {
 				g.o.Topic, g.o.Partitions, err)
 		}
 		for n == 0 {
-			if n, err = topicPartitions(ctx, adm, g.o.Topic); err != nil {
+			if n, id, err = topicPartitions(ctx, adm, g.o.Topic); err != nil {
 				return err
 			}
 			if n == 0 {
@@ -130,27 +131,28 @@ func (g *Group) Setup(ctx context.Context) error {
 		g.log.Info("group: the coordination topic exists with another partition count than group.partitions; using the topic's",
 			"topic", g.o.Topic, "partitions", n, "group.partitions", g.o.Partitions)
 	}
+	g.topicID = id
 	g.partitions.Store(n)
 	return nil
 }
 
-// topicPartitions returns the partition count of topic, 0 when it does not exist (yet).
-func topicPartitions(ctx context.Context, adm *kadm.Client, topic string) (int32, error) {
+// topicPartitions returns the partition count and id of topic, 0 when it does not exist (yet).
+func topicPartitions(ctx context.Context, adm *kadm.Client, topic string) (int32, [16]byte, error) {
 	md, err := adm.Metadata(ctx, topic)
 	if err != nil {
-		return 0, fmt.Errorf("describe group coordination topic %s: %w", topic, err)
+		return 0, [16]byte{}, fmt.Errorf("describe group coordination topic %s: %w", topic, err)
 	}
 	td, ok := md.Topics[topic]
 	if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
-		return 0, nil
+		return 0, [16]byte{}, nil
 	}
 	if td.Err != nil {
 		if kerr.IsRetriable(td.Err) {
-			return 0, nil
+			return 0, [16]byte{}, nil
 		}
-		return 0, fmt.Errorf("describe group coordination topic %s: %w", topic, td.Err)
+		return 0, [16]byte{}, fmt.Errorf("describe group coordination topic %s: %w", topic, td.Err)
 	}
-	return int32(len(td.Partitions)), nil
+	return int32(len(td.Partitions)), td.ID, nil
 }
 
 // Slot implements runtime.Ownership: a shard whose id ends in a number (Kinesis's
@@ -351,7 +353,14 @@ func (g *Group) Lease(ctx context.Context) (runtime.Lease, error) {
 	if !time.Now().Before(until) {
 		return runtime.Lease{}, errors.New("heartbeat answered too late to vouch for a write")
 	}
-	return runtime.Lease{Epoch: int64(gen), Until: until}, nil
+	slot := int32(-1) // no slot owned: nothing to write, and nothing to fence
+	for s := range g.owned {
+		if slot < 0 || s < slot {
+			slot = s
+		}
+	}
+	return runtime.Lease{Epoch: int64(gen), Until: until, Group: g.o.GroupID, Member: member,
+		Topic: g.o.Topic, TopicID: g.topicID, Slot: slot}, nil
 }
 
 var _ runtime.GroupDescriber = (*Group)(nil)

@@ -57,6 +57,9 @@ type ConnectorOptions struct {
 	// highest epoch found in the loaded checkpoints, or, with Ownership, by the group generation
 	// each commit's lease confirms.
 	Owner Owner
+	// Delivery is the guarantee: DeliveryAtLeastOnce (the default) or DeliveryExactlyOnce, which
+	// needs a Sink that is a Transactor.
+	Delivery Delivery
 	// Ownership, when set, shares the connector's shards with other workers: this connector reads
 	// only the shards of the slots it owns, loads their checkpoints when it gains them, and hands
 	// them over drained and checkpointed. Nil: this process reads every shard.
@@ -99,7 +102,16 @@ type Connector struct {
 	dlqClosed bool         // dlqMu guards; the dead-letter goroutine has ended: nothing queued is written
 	dlqWake   chan struct{}
 
-	commitMu sync.Mutex // serializes checkpoint commits
+	commitMu sync.Mutex // serializes checkpoint commits (and, with a Transactor, rewinds)
+
+	// tx is the sink as a Transactor under DeliveryExactlyOnce, else nil. txnMu guards the
+	// transaction's state: the records acknowledged in it, whose pool space comes back when it
+	// commits, and whether it is doomed (must abort).
+	tx      Transactor
+	txnMu   sync.Mutex
+	txnDone []*Record
+	txnDoom error // why the open transaction must abort; nil while it may commit
+	fenced  bool  // the writer was fenced: nothing more is committed or aborted
 
 	// lineageWake asks the lineage watcher to look for parents' ends in the store now; buffered 1.
 	lineageWake chan struct{}
@@ -142,6 +154,19 @@ func NewConnector(opts ConnectorOptions) (*Connector, error) {
 	if opts.FinalCommitTimeout <= 0 {
 		opts.FinalCommitTimeout = DefaultFinalCommitTimeout
 	}
+	var tx Transactor
+	switch opts.Delivery {
+	case "":
+		opts.Delivery = DeliveryAtLeastOnce
+	case DeliveryAtLeastOnce:
+	case DeliveryExactlyOnce:
+		var ok bool
+		if tx, ok = opts.Sink.(Transactor); !ok {
+			return nil, fmt.Errorf("runtime: connector %q: delivery exactly_once needs a sink that writes transactions", opts.Name)
+		}
+	default:
+		return nil, fmt.Errorf("runtime: connector %q: unknown delivery %q (use at_least_once or exactly_once)", opts.Name, opts.Delivery)
+	}
 	switch opts.ErrorPolicy {
 	case "":
 		opts.ErrorPolicy = PolicyFail
@@ -178,6 +203,7 @@ func NewConnector(opts ConnectorOptions) (*Connector, error) {
 	}
 	close(c.running)
 	c.ackFn = c.ack
+	c.tx = tx
 	if opts.Metrics != nil {
 		c.ackedTotal = opts.Metrics.ackedRecords.WithLabelValues(opts.Name)
 	}

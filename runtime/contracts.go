@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -71,6 +72,52 @@ type Sink interface {
 type DeadLetterWriter interface {
 	WriteDeadLetter(ctx context.Context, rec *Record, cause error) error
 }
+
+// Transactor is the optional ability of a Sink to deliver exactly once: the records written
+// since the last Commit or Abort become visible together with the checkpoints that cover them,
+// in one transaction, or not at all. The pipeline uses it under DeliveryExactlyOnce.
+type Transactor interface {
+	// Commit ends the transaction. It lets no Write hand over records meanwhile, waits until
+	// every record written so far has been acked, then calls marks for the checkpoints that
+	// cover them (an error from marks aborts), writes those in the same transaction and commits
+	// it. fence, when set, ties the commit to this worker's membership in its group (KIP-447): a
+	// worker the group no longer counts as a member cannot commit. Whatever the outcome, a new
+	// transaction is open for the next Write when Commit returns.
+	//
+	// nil means the records and the checkpoints are durable and visible. An error wrapping
+	// ErrFenced means another writer took over the transactional id: nothing may be written any
+	// more. Any other error means the transaction was aborted: none of it is visible.
+	Commit(ctx context.Context, marks func() ([]Checkpoint, error), fence *Lease) error
+	// Abort aborts the transaction: nothing written since the last Commit becomes visible, and
+	// a new transaction is open. The caller stops writing first.
+	Abort(ctx context.Context) error
+}
+
+// Errors of exactly-once delivery.
+var (
+	// ErrFenced marks an error of a writer that another writer has fenced off: a process with
+	// the same transactional id started (and so took over the connector, or this worker). The
+	// connector stops; it never retries its way past a fence. (A worker that its group counts
+	// out is refused its commit too; that only aborts the transaction, and the worker goes on
+	// with what the group gives it after it rejoins.)
+	ErrFenced = errors.New("fenced: another writer took over")
+	// ErrAbortTransaction marks the ack error of a record whose produce failed inside a
+	// transaction: the transaction can only be aborted, and its records are read again.
+	ErrAbortTransaction = errors.New("the transaction must be aborted")
+)
+
+// Delivery is a connector's delivery guarantee.
+type Delivery string
+
+const (
+	// DeliveryAtLeastOnce checkpoints what Kafka acknowledged; a crash sends what was
+	// acknowledged after the last checkpoint again.
+	DeliveryAtLeastOnce Delivery = "at_least_once"
+	// DeliveryExactlyOnce writes records and the checkpoints that cover them in one Kafka
+	// transaction (the sink must be a Transactor); read_committed consumers see each record
+	// once.
+	DeliveryExactlyOnce Delivery = "exactly_once"
+)
 
 // Mark is a checkpoint's content: the highest contiguous acknowledged position of a shard, and
 // whether the shard has been read and acknowledged to its end.

@@ -21,6 +21,11 @@ func (c *Connector) Run(ctx context.Context) error {
 		return err
 	}
 	c.mu.Lock()
+	if c.opts.Ownership == nil {
+		// Without a group this worker owns every shard, from the start.
+		sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		c.slots[allShards] = &slotState{ctx: sctx, cancel: cancel}
+	}
 	c.state = StateRunning
 	if c.paused {
 		// Paused before it started (a pause sent while it was stopped or starting, or kept
@@ -109,7 +114,20 @@ loop:
 	// once on the expired drain context.
 	finalCtx, cancelFinal := context.WithTimeout(context.WithoutCancel(ctx), c.opts.FinalCommitTimeout)
 	defer cancelFinal()
-	c.commit(finalCtx)
+	c.commitShards(finalCtx, nil, true)
+	c.txnMu.Lock()
+	fenced := c.fenced
+	c.txnMu.Unlock()
+	if c.tx != nil && !fenced {
+		// A transaction the final commit did not end (it failed, or nothing was acknowledged
+		// since) must not stay open; what it held is read again after a restart.
+		if err := c.tx.Abort(finalCtx); err != nil && !errors.Is(err, ErrFenced) {
+			c.log.Warn("abort the open transaction on shutdown", "error", err)
+		}
+	}
+	if c.tx != nil {
+		c.releaseAll(nil)
+	}
 	c.closed.Store(true)
 	leaveGroup()
 	<-ownDone

@@ -24,6 +24,8 @@ import (
 //	shardbridge_checkpoint_commits_total     counter  checkpoint writes by result {connector, result}
 //	shardbridge_checkpoint_commit_seconds    histogram checkpoint write latency {connector}
 //	shardbridge_group_handover_seconds       histogram start of a rebalance to a moved shard's reader starting here {connector}
+//	shardbridge_transactions_total           counter  exactly-once transactions ended, by result: committed, aborted, fenced {connector, result}
+//	shardbridge_rewinds_total                counter  rewinds to the last committed checkpoints after an aborted transaction {connector}
 type Metrics struct {
 	emittedRecords *prometheus.CounterVec
 	emittedBytes   *prometheus.CounterVec
@@ -34,6 +36,8 @@ type Metrics struct {
 	commits        *prometheus.CounterVec
 	commitSeconds  *prometheus.HistogramVec
 	handovers      *prometheus.HistogramVec
+	transactions   *prometheus.CounterVec
+	rewinds        *prometheus.CounterVec
 }
 
 // NewMetrics registers the runtime's metrics, including those of pool, on reg.
@@ -51,6 +55,8 @@ func NewMetrics(reg prometheus.Registerer, pool *Pool) *Metrics {
 		skippedRecords: cv("shardbridge_records_skipped_total", "Records dropped by errors.policy skip.", "connector"),
 		dlqRecords:     cv("shardbridge_records_dead_lettered_total", "Records written to the dead-letter topic.", "connector"),
 		commits:        cv("shardbridge_checkpoint_commits_total", "Checkpoint writes by result (ok, error, fenced).", "connector", "result"),
+		transactions:   cv("shardbridge_transactions_total", "Exactly-once transactions ended, by result (committed, aborted, fenced).", "connector", "result"),
+		rewinds:        cv("shardbridge_rewinds_total", "Rewinds to the last committed checkpoints after an aborted transaction.", "connector"),
 		commitSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "shardbridge_checkpoint_commit_seconds", Help: "Checkpoint write latency.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
@@ -104,6 +110,20 @@ func (m *Metrics) checkpointCommitted(conn string, d time.Duration) {
 func (m *Metrics) checkpointFailed(conn string) {
 	if m != nil {
 		m.commits.WithLabelValues(conn, "error").Inc()
+	}
+}
+
+// transaction counts an exactly-once transaction's end.
+func (m *Metrics) transaction(conn, result string) {
+	if m != nil {
+		m.transactions.WithLabelValues(conn, result).Inc()
+	}
+}
+
+// rewound counts a rewind.
+func (m *Metrics) rewound(conn string) {
+	if m != nil {
+		m.rewinds.WithLabelValues(conn).Inc()
 	}
 }
 

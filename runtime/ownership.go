@@ -33,6 +33,13 @@ type Lease struct {
 	// Until is when the word runs out: earlier than the soonest the group could give the slots
 	// to another worker.
 	Until time.Time
+	// Group, Member, Topic and Slot identify the membership for a transactional commit that the
+	// group coordinator fences (KIP-447): the commit carries them, and the coordinator refuses it
+	// once Member of generation Epoch is no longer in Group. Slot is a partition of the group's
+	// Topic that the worker owns, whose offset the commit writes; -1 when it owns none.
+	Group, Member, Topic string
+	TopicID              [16]byte
+	Slot                 int32
 }
 
 // OwnershipHandler is what Ownership.Run tells. Its calls never overlap.
@@ -83,13 +90,22 @@ type slotState struct {
 	since   time.Time     // start of the rebalance that brought the slot, for the handover metric
 }
 
+// allShards is the one slot of a connector without Ownership: this worker owns every shard. It
+// is there so that a rewind (txn.go) stops and restarts every reader the same way a group hands
+// shards over.
+const allShards int32 = -1
+
+// slotOf returns the slot of shard: its Ownership slot, or allShards without Ownership.
+func (c *Connector) slotOf(shard string) int32 {
+	if own := c.opts.Ownership; own != nil {
+		return own.Slot(shard)
+	}
+	return allShards
+}
+
 // Own implements ShardOwner.
 func (c *Connector) Own(ctx context.Context, shard string) (context.Context, func(), error) {
-	own := c.opts.Ownership
-	if own == nil {
-		return ctx, func() {}, nil
-	}
-	slot := own.Slot(shard)
+	slot := c.slotOf(shard)
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
@@ -248,7 +264,7 @@ func (c *Connector) giveUp(ctx context.Context, slots []int32, handover bool) {
 		}
 		// 3. Their checkpoints.
 		fctx, cancelFinal := context.WithTimeout(context.WithoutCancel(ctx), c.opts.FinalCommitTimeout)
-		c.commitShards(fctx, inSlots)
+		c.commitShards(fctx, inSlots, false)
 		cancelFinal()
 	}
 	c.commitMu.Lock() // no commit is computing marks of these shards while they are dropped

@@ -124,6 +124,25 @@ connectors:
 			keys: []string{"pool.max_pending_records", "connectors[0].source.kinesis.efo.enabld", "connectors[0].errors.dlq_topic"},
 		},
 		{
+			name: "exactly once without its producer settings",
+			file: "eos.yaml",
+			text: `connectors:
+  - name: orders
+    delivery: exactly_once
+    source:
+      kinesis: {stream: orders, region: us-east-1}
+    sink:
+      kafka: {brokers: ["localhost:9092"], topic: orders, acks: leader, idempotence: false}
+  - name: typo
+    delivery: exactly_one
+    source:
+      kinesis: {stream: orders, region: us-east-1}
+    sink:
+      kafka: {brokers: ["localhost:9092"], topic: orders}
+`,
+			keys: []string{"connectors[0].sink.kafka.acks", "connectors[0].sink.kafka.idempotence", "connectors[1].delivery"},
+		},
+		{
 			name: "missing required keys",
 			file: "required.yaml",
 			text: `connectors:

@@ -245,8 +245,14 @@ func connectorSpec(ctx context.Context, cfg *config.Config, c config.Connector, 
 			if err != nil {
 				return runtime.Parts{}, err // it names the part already
 			}
-			sink, err := kafka.NewSink(ctx, *snk, kafka.WithConnector(c.Name), kafka.WithLogger(clog),
-				kafka.WithRegisterer(reg), kafka.WithDeadLetterTopic(c.Errors.DLQTopic))
+			sinkOpts := []kafka.Option{kafka.WithConnector(c.Name), kafka.WithLogger(clog),
+				kafka.WithRegisterer(reg), kafka.WithDeadLetterTopic(c.Errors.DLQTopic)}
+			if c.Delivery == config.DeliveryExactlyOnce {
+				sinkOpts = append(sinkOpts, kafka.WithTransactions(kafka.TxnOptions{
+					ID: transactionalID(c, workerID), Timeout: transactionTimeout(c), Store: store,
+				}))
+			}
+			sink, err := kafka.NewSink(ctx, *snk, sinkOpts...)
 			if err != nil {
 				_ = store.Close(ctx)
 				return runtime.Parts{}, err // it names the part already
@@ -266,6 +272,7 @@ func connectorSpec(ctx context.Context, cfg *config.Config, c config.Connector, 
 					ErrorPolicy:        runtime.ErrorPolicy(c.Errors.Policy),
 					Owner:              owner,
 					Ownership:          own,
+					Delivery:           runtime.Delivery(c.Delivery),
 				},
 				Close: func(ctx context.Context) error {
 					return errors.Join(sink.Close(ctx), store.Close(ctx))
@@ -277,6 +284,24 @@ func connectorSpec(ctx context.Context, cfg *config.Config, c config.Connector, 
 		spec.Group = grp
 	}
 	return spec, offsets, nil
+}
+
+// transactionalID is the exactly-once producer's transactional id: the connector's, and in
+// group mode the worker's under it, so that each worker fences only its own earlier
+// incarnations (the group's generation fences the others).
+func transactionalID(c config.Connector, workerID string) string {
+	if c.Group.Enabled {
+		return c.TransactionalID + "-" + workerID
+	}
+	return c.TransactionalID
+}
+
+// transactionTimeout is how long the broker keeps a transaction open before it aborts it: a
+// transaction normally lasts at most checkpoint.interval, so three of those, and at least 10s,
+// leave room for a slow commit; it also bounds how long a new owner waits for the open
+// transaction of a writer that died.
+func transactionTimeout(c config.Connector) time.Duration {
+	return max(10*time.Second, 3*time.Duration(c.Checkpoint.Interval))
 }
 
 // lazyStore opens a checkpoint store client on first use.

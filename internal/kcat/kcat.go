@@ -63,12 +63,13 @@ type envelope struct {
 
 // Consume reads topic on the broker at addr from the beginning to the current end of every
 // partition and returns the messages in the order kcat printed them (per partition in offset
-// order). The kcat process ends when ctx does.
-func (k *Kcat) Consume(ctx context.Context, addr, topic string) ([]Message, error) {
-	cmd := exec.CommandContext(ctx, k.Path,
-		"-b", addr, "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-J",
-		"-X", "socket.timeout.ms=10000",
-	)
+// order). The kcat process ends when ctx does. It reads read_committed (librdkafka's default);
+// extra kcat arguments follow the defaults, e.g. "-X", "isolation.level=read_uncommitted" to see
+// the records of aborted and open transactions too.
+func (k *Kcat) Consume(ctx context.Context, addr, topic string, extra ...string) ([]Message, error) {
+	args := append([]string{"-b", addr, "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-J",
+		"-X", "socket.timeout.ms=10000"}, extra...)
+	cmd := exec.CommandContext(ctx, k.Path, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr

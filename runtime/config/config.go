@@ -33,6 +33,9 @@ const (
 	// topic that a connector gets by default; its name follows.
 	DefaultGroupIDPrefix    = "shardbridge-"
 	DefaultGroupTopicPrefix = "_shardbridge_group."
+	// DefaultTransactionalIDPrefix starts a connector's default transactional id; its name
+	// follows.
+	DefaultTransactionalIDPrefix = "shardbridge-"
 )
 
 // Error policies for records that fail for good (Errors.Policy).
@@ -116,6 +119,24 @@ type Connector struct {
 	Errors Errors `koanf:"errors" json:"errors"`
 	// Group lets several processes share the connector's shards. Off by default.
 	Group Group `koanf:"group" json:"group"`
+	// Delivery is the guarantee: "at_least_once" (default) or "exactly_once" (records and the
+	// checkpoints that cover them in one Kafka transaction; consumers read read_committed).
+	Delivery string `koanf:"delivery" json:"delivery"`
+	// TransactionalID is the Kafka transactional id of the exactly-once producer. Default
+	// "shardbridge-<connector name>"; in group mode each worker appends "-<worker_id>".
+	TransactionalID string `koanf:"transactional_id" json:"transactional_id"`
+}
+
+// Delivery guarantees (Connector.Delivery).
+const (
+	DeliveryAtLeastOnce = "at_least_once"
+	DeliveryExactlyOnce = "exactly_once"
+)
+
+// ExactlyOnceChecker is implemented by a sink config that can deliver exactly once: it returns
+// what in its settings stops that, as FieldErrors keyed under path.
+type ExactlyOnceChecker interface {
+	ExactlyOnce(path string) error
 }
 
 // Group configures several shardbridge processes (workers) sharing one connector's shards
@@ -212,6 +233,7 @@ func DefaultConnector() Connector {
 	return Connector{
 		Checkpoint: Checkpoint{Topic: DefaultCheckpointTopic, Interval: DefaultCheckpointEvery},
 		Errors:     Errors{Policy: DefaultErrorPolicy},
+		Delivery:   DeliveryAtLeastOnce,
 		Group: Group{SessionTimeout: DefaultGroupSessionTimeout, HeartbeatInterval: DefaultGroupHeartbeatInterval,
 			RebalanceTimeout: DefaultGroupRebalanceTimeout, Partitions: DefaultGroupPartitions},
 	}
@@ -283,6 +305,28 @@ func (c *Config) validate(skip map[string]bool) []error {
 		}
 		if cn.Checkpoint.Interval < MinCheckpointInterval {
 			add(p+".checkpoint.interval", cn.Checkpoint.Interval.String(), "must be at least 100ms", `use a duration such as "5s"`)
+		}
+		switch cn.Delivery {
+		case DeliveryAtLeastOnce:
+		case DeliveryExactlyOnce:
+			if eo, ok := cn.Sink.Config.(ExactlyOnceChecker); ok {
+				for _, fe := range Problems(eo.ExactlyOnce(joinKey(p+".sink", cn.Sink.Type))) {
+					if !skip[fe.Key] {
+						errs = append(errs, fe)
+					}
+				}
+			} else if cn.Sink.Config != nil {
+				add(p+".delivery", cn.Delivery, "the "+cn.Sink.Type+" sink cannot write transactions", "use delivery: at_least_once")
+			}
+			if cn.TransactionalID == "" {
+				add(p+".transactional_id", nil, "must not be empty with delivery exactly_once", "remove it for the default, or name it")
+			}
+		default:
+			fix := `use "at_least_once" or "exactly_once"`
+			if sg := suggest(cn.Delivery, []string{DeliveryAtLeastOnce, DeliveryExactlyOnce}); sg != "" && cn.Delivery != "" {
+				fix = "did you mean " + sg + "?"
+			}
+			add(p+".delivery", cn.Delivery, "unknown delivery", fix)
 		}
 		if cn.Group.Enabled {
 			// The group settings matter only in group mode, and are checked only then.

@@ -143,12 +143,14 @@ type rawConfig struct {
 }
 
 type rawConnector struct {
-	Name       string         `koanf:"name"`
-	Source     map[string]any `koanf:"source"`
-	Sink       map[string]any `koanf:"sink"`
-	Checkpoint Checkpoint     `koanf:"checkpoint"`
-	Errors     Errors         `koanf:"errors"`
-	Group      Group          `koanf:"group"`
+	Name            string         `koanf:"name"`
+	Source          map[string]any `koanf:"source"`
+	Sink            map[string]any `koanf:"sink"`
+	Checkpoint      Checkpoint     `koanf:"checkpoint"`
+	Errors          Errors         `koanf:"errors"`
+	Group           Group          `koanf:"group"`
+	Delivery        string         `koanf:"delivery"`
+	TransactionalID string         `koanf:"transactional_id"`
 }
 
 // decodeConfig decodes the merged tree into a Config and validates it.
@@ -161,7 +163,7 @@ func decodeConfig(reg Registry, raw map[string]any) (*Config, []error) {
 	if l, ok := raw["connectors"].([]any); ok {
 		for range l {
 			d := DefaultConnector()
-			rc.Connectors = append(rc.Connectors, rawConnector{Checkpoint: d.Checkpoint, Errors: d.Errors, Group: d.Group})
+			rc.Connectors = append(rc.Connectors, rawConnector{Checkpoint: d.Checkpoint, Errors: d.Errors, Group: d.Group, Delivery: d.Delivery})
 		}
 	}
 	var errs []error
@@ -177,7 +179,11 @@ func decodeConfig(reg Registry, raw map[string]any) (*Config, []error) {
 	cfg := &Config{HTTP: rc.HTTP, Pool: rc.Pool, ShutdownTimeout: rc.ShutdownTimeout, MemoryLimit: rc.MemoryLimit, WorkerID: rc.WorkerID}
 	for i, rcn := range rc.Connectors {
 		p := "connectors[" + strconv.Itoa(i) + "]"
-		cn := Connector{Name: rcn.Name, Checkpoint: rcn.Checkpoint, Errors: rcn.Errors, Group: rcn.Group}
+		cn := Connector{Name: rcn.Name, Checkpoint: rcn.Checkpoint, Errors: rcn.Errors, Group: rcn.Group,
+			Delivery: rcn.Delivery, TransactionalID: rcn.TransactionalID}
+		if cn.TransactionalID == "" {
+			cn.TransactionalID = DefaultTransactionalIDPrefix + cn.Name
+		}
 		// The group's id and topic default to names derived from the connector's.
 		if cn.Group.ID == "" {
 			cn.Group.ID = DefaultGroupIDPrefix + cn.Name

@@ -232,6 +232,10 @@ func (s *CheckpointStore) readTo(ctx context.Context, from map[int32]kgo.Offset,
 	opts = append(opts,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.topic: from}),
 		kgo.KeepControlRecords(),
+		// Checkpoints written in a transaction (exactly-once) count only once it commits. The end
+		// offsets are the high watermark, past any transaction still open, so a Load waits for
+		// such a transaction to end (within its timeout) rather than resume before it.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -257,13 +261,12 @@ func (s *CheckpointStore) readTo(ctx context.Context, from map[int32]kgo.Offset,
 				return
 			}
 			for _, r := range fp.Records {
-				if r.Offset > end {
-					break
-				}
-				if !r.Attrs.IsControl() {
+				if r.Offset <= end && !r.Attrs.IsControl() {
 					fn(r)
 				}
-				if r.Offset == end {
+				// Read committed, the record at end may be one of an aborted transaction, which
+				// the fetch leaves out; the transaction's abort marker, after it, is the end then.
+				if r.Offset >= end {
 					delete(last, fp.Partition)
 					remaining--
 					break

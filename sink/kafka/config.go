@@ -342,6 +342,23 @@ func (tc *TopicCreationConfig) validate(path string) []error {
 	return errs
 }
 
+// ExactlyOnce reports what in a validated config stops exactly-once delivery, as FieldErrors
+// keyed under path: a transactional producer needs acks all and idempotence.
+func (c *Config) ExactlyOnce(path string) error {
+	var errs []error
+	if c.Acks != "all" {
+		errs = append(errs, &config.FieldError{Key: path + ".acks", Value: c.Acks,
+			Problem: "delivery exactly_once needs acks: all (a transaction commits only what every in-sync replica has)",
+			Fix:     "set acks: all, or delivery: at_least_once"})
+	}
+	if c.Idempotence != nil && !*c.Idempotence {
+		errs = append(errs, &config.FieldError{Key: path + ".idempotence", Value: false,
+			Problem: "delivery exactly_once needs the idempotent producer (transactions are built on it)",
+			Fix:     "set idempotence: true (the default), or delivery: at_least_once"})
+	}
+	return errors.Join(errs...)
+}
+
 func (t *TLSConfig) validate(path string) []error {
 	var errs []error
 	bad := func(key string, value any, problem, fix string) {

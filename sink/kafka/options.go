@@ -18,6 +18,7 @@ type options struct {
 	dlqTopic  string
 	now       func() time.Time
 	kgoOpts   []kgo.Opt
+	txn       *TxnOptions
 	// checkpoint topic creation
 	cpPartitions  int32
 	cpReplication int16

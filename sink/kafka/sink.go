@@ -60,6 +60,14 @@ type Sink struct {
 	dlqMu sync.Mutex
 	dlqCl *kgo.Client
 
+	// txn is set when the sink writes in transactions (WithTransactions). txnMu is held shared by
+	// Write while it hands records over and exclusively while a transaction ends, so that no
+	// record lands in a transaction after its commit computed the checkpoints. txnRecords counts
+	// the records handed over in the open transaction.
+	txn        *TxnOptions
+	txnMu      sync.RWMutex
+	txnRecords atomic.Int64
+
 	inflight  atomic.Int64
 	idleMu    sync.Mutex      // idleMu guards idleWaits
 	idleWaits []chan struct{} // closed when inflight drops to zero
@@ -89,6 +97,12 @@ func NewSink(ctx context.Context, cfg Config, opts ...Option) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka sink: %w", err)
 	}
+	if o.txn != nil {
+		if err := cfg.ExactlyOnce("sink.kafka"); err != nil {
+			return nil, fmt.Errorf("kafka sink config: %w", err)
+		}
+		kopts = append(kopts, kgo.TransactionalID(o.txn.ID), kgo.TransactionTimeout(o.txn.Timeout))
+	}
 	cl, err := kgo.NewClient(append(kopts, o.kgoOpts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka sink client: %w", err)
@@ -115,7 +129,7 @@ func NewSink(ctx context.Context, cfg Config, opts ...Option) (*Sink, error) {
 		}
 	}
 	closing, stop := context.WithCancel(context.Background())
-	return &Sink{
+	s := &Sink{
 		cfg:        cfg,
 		cl:         cl,
 		topic:      tmpl,
@@ -128,7 +142,16 @@ func NewSink(ctx context.Context, cfg Config, opts ...Option) (*Sink, error) {
 		limit:      int64(cfg.MaxMessageBytes),
 		closing:    closing,
 		stopWrites: stop,
-	}, nil
+		txn:        o.txn,
+	}
+	if s.txn != nil {
+		if err := s.startTxn(ctx); err != nil {
+			stop()
+			cl.Close()
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 // Write hands recs to the producer and returns once all are buffered; acks come later from
@@ -151,6 +174,11 @@ func (s *Sink) Write(ctx context.Context, recs []runtime.Record, ack runtime.Ack
 			ack(&recs[i], ErrClosed)
 		}
 		return ErrClosed
+	}
+
+	if s.txn != nil {
+		s.txnMu.RLock()
+		defer s.txnMu.RUnlock()
 	}
 
 	// The records' context bounds their delivery (delivery_timeout) and lives as long as they
@@ -212,6 +240,9 @@ func (s *Sink) Write(ctx context.Context, recs []runtime.Record, ack runtime.Ack
 		kr := &krs[i]
 		hdrs = fillKgo(kr, rec, topic, hdrs)
 		s.begin()
+		if s.txn != nil {
+			s.txnRecords.Add(1)
+		}
 		b.pending.Add(1)
 		// The promise runs on franz-go's promise goroutine and must not block: it only updates
 		// counters and calls ack, which never blocks.
@@ -289,6 +320,11 @@ func (s *Sink) finish(rec *runtime.Record, ack runtime.AckFunc, kr *kgo.Record, 
 			err = fmt.Errorf("%w (%s): %w", ErrDeliveryTimeout, s.cfg.DeliveryTimeout, err)
 		}
 		err = fmt.Errorf("produce shard %s record %s to %s: %w", rec.Shard, rec.Position, kr.Topic, err)
+		if s.txn != nil {
+			// Inside a transaction a failed produce dooms it: the pipeline aborts and reads
+			// the transaction's records again.
+			err = fmt.Errorf("%w: %w", runtime.ErrAbortTransaction, err)
+		}
 		s.m.errors.WithLabelValues(errorClass(err)).Inc()
 		s.log.Debug("record failed", "stream", rec.Stream, "shard", rec.Shard,
 			"position", rec.Position.String(), "topic", kr.Topic, "error", err)

@@ -1,0 +1,188 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shardbridge/shardbridge/runtime"
+)
+
+// txnSink starts a transactional sink (and its checkpoint store) on the cluster of cfg.
+func txnSink(t *testing.T, ctx context.Context, cfg Config, id string) (*Sink, *CheckpointStore) {
+	t.Helper()
+	store, err := NewCheckpointStore(ctx, cfg, "_checkpoints", WithConnector("c1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close(context.Background()) })
+	s, err := NewSink(ctx, cfg, WithConnector("c1"), fastRetries, WithTransactions(TxnOptions{ID: id, Timeout: 10 * time.Second, Store: store}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s, store
+}
+
+// count reads topic to its end with the isolation level and counts its data records.
+func count(t *testing.T, ctx context.Context, cfg Config, topic string, level kgo.IsolationLevel) int {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(level))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	n := 0
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		got := 0
+		fs.EachRecord(func(*kgo.Record) { got++ })
+		n += got
+		if got == 0 {
+			return n
+		}
+	}
+}
+
+func writeN(t *testing.T, ctx context.Context, s *Sink, from, n int) {
+	t.Helper()
+	a := newAcks()
+	recs := make([]runtime.Record, n)
+	for i := range recs {
+		recs[i] = makeRecord("orders", "s0", "k", from+i, time.Now())
+	}
+	if err := s.Write(ctx, recs, a.ack); err != nil {
+		t.Fatal(err)
+	}
+	a.wait(ctx, t, n)
+}
+
+func checkpointAt(seq int) func() ([]runtime.Checkpoint, error) {
+	return func() ([]runtime.Checkpoint, error) {
+		r := makeRecord("orders", "s0", "k", seq, time.Now())
+		return []runtime.Checkpoint{{Connector: "c1", Stream: "orders", Shard: "s0", Mark: runtime.Mark{Position: r.Position},
+			Owner: runtime.Owner{ID: "w", Epoch: 1}}}, nil
+	}
+}
+
+// Records and the checkpoint that covers them become visible together at Commit; what an Abort
+// ends is never visible to read_committed consumers, nor to the store's Load.
+func TestTxnCommitAndAbort(t *testing.T) {
+	_, cfg := newCluster(t)
+	ctx := testCtx(t)
+	s, store := txnSink(t, ctx, cfg, "shardbridge-c1")
+	writeN(t, ctx, s, 0, 10)
+	if n := count(t, ctx, cfg, "mirror.orders", kgo.ReadCommitted()); n != 0 {
+		t.Fatalf("read_committed sees %d records before the commit", n)
+	}
+	if err := s.Commit(ctx, checkpointAt(9), nil); err != nil {
+		t.Fatal(err)
+	}
+	writeN(t, ctx, s, 10, 5)
+	if err := s.Abort(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, ctx, cfg, "mirror.orders", kgo.ReadCommitted()); n != 10 {
+		t.Fatalf("read_committed sees %d records; want the 10 committed, not the 5 aborted", n)
+	}
+	if n := count(t, ctx, cfg, "mirror.orders", kgo.ReadUncommitted()); n != 15 {
+		t.Fatalf("read_uncommitted sees %d records; want all 15 written", n)
+	}
+	cps, err := store.Load(ctx, "c1", "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cps) != 1 || cps[0].Mark.Position != makeRecord("orders", "s0", "k", 9, time.Now()).Position {
+		t.Fatalf("loaded %+v; want the committed checkpoint at 9", cps)
+	}
+	// A doomed transaction (marks says so) aborts instead of committing.
+	writeN(t, ctx, s, 15, 3)
+	err = s.Commit(ctx, func() ([]runtime.Checkpoint, error) { return nil, errors.New("doomed") }, nil)
+	if err == nil || errors.Is(err, runtime.ErrFenced) {
+		t.Fatalf("Commit of a doomed transaction returned %v; want an abort error", err)
+	}
+	if n := count(t, ctx, cfg, "mirror.orders", kgo.ReadCommitted()); n != 10 {
+		t.Fatalf("read_committed sees %d records after a doomed commit; want 10", n)
+	}
+}
+
+// A second producer with the same transactional id (a new process of the connector) fences the
+// first: the first's commit fails with ErrFenced, and nothing it wrote after becomes visible.
+func TestTxnZombieFencedByTransactionalID(t *testing.T) {
+	_, cfg := newCluster(t)
+	ctx := testCtx(t)
+	old, _ := txnSink(t, ctx, cfg, "shardbridge-c1")
+	writeN(t, ctx, old, 0, 5)
+	if err := old.Commit(ctx, checkpointAt(4), nil); err != nil {
+		t.Fatal(err)
+	}
+	writeN(t, ctx, old, 5, 5) // the zombie's transaction, open when the new process starts
+	_, store := txnSink(t, ctx, cfg, "shardbridge-c1")
+	err := old.Commit(ctx, checkpointAt(9), nil)
+	if !errors.Is(err, runtime.ErrFenced) {
+		t.Fatalf("the zombie's late commit returned %v; want ErrFenced", err)
+	}
+	if n := count(t, ctx, cfg, "mirror.orders", kgo.ReadCommitted()); n != 5 {
+		t.Fatalf("read_committed sees %d records; want only the 5 committed before the fence", n)
+	}
+	cps, err := store.Load(ctx, "c1", "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cps) != 1 || cps[0].Mark.Position != makeRecord("orders", "s0", "k", 4, time.Now()).Position {
+		t.Fatalf("loaded %+v; the zombie's late checkpoint must not count", cps)
+	}
+}
+
+// In group mode each transaction carries the worker's group membership (KIP-447): once the
+// worker is out of the group (here it left; a zombie is evicted), its commit is refused and
+// nothing of the transaction becomes visible.
+func TestTxnZombieFencedByGroupGeneration(t *testing.T) {
+	c, cfg := newCluster(t)
+	ctx := testCtx(t)
+	if err := c.CreateTopic("_coord", 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	member, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumerGroup("g1"), kgo.ConsumeTopics("_coord"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	var gen int32
+	pollUntil(t, 30*time.Second, "the member joined the group", func() bool {
+		pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		member.PollFetches(pctx)
+		cancel()
+		id, gen = member.GroupMetadata()
+		return id != "" && gen > 0
+	})
+	md, err := kadm.NewClient(member).Metadata(ctx, "_coord")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease := &runtime.Lease{Epoch: int64(gen), Group: "g1", Member: id, Topic: "_coord", TopicID: md.Topics["_coord"].ID, Slot: 0}
+	s, _ := txnSink(t, ctx, cfg, "shardbridge-c1-w1")
+	writeN(t, ctx, s, 0, 5)
+	if err := s.Commit(ctx, checkpointAt(4), lease); err != nil {
+		t.Fatalf("commit as a member of the group: %v", err)
+	}
+	member.Close() // leaves the group: the member id is gone
+	writeN(t, ctx, s, 5, 5)
+	err = s.Commit(ctx, checkpointAt(9), lease)
+	if err == nil {
+		t.Fatal("a commit as a member that left the group succeeded")
+	}
+	if errors.Is(err, runtime.ErrFenced) {
+		t.Fatalf("commit error %v: the group counting the worker out aborts, it is not a transactional-id fence", err)
+	}
+	if n := count(t, ctx, cfg, "mirror.orders", kgo.ReadCommitted()); n != 5 {
+		t.Fatalf("read_committed sees %d records; want only the 5 committed while a member", n)
+	}
+}
