@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -243,6 +244,12 @@ func (c *Connector) giveUp(ctx context.Context, slots []int32, handover bool) {
 	c.mu.Unlock()
 	if len(mine) == 0 {
 		return
+	}
+	if !handover && c.tx != nil {
+		// Under exactly-once the open transaction holds records of the lost shards, which
+		// their new owner reads again from the last committed checkpoint: it must never commit,
+		// even if this worker is a member again (in a new generation) by the time it ends.
+		c.doomTxn(errors.New("this worker lost shards to the group"))
 	}
 	inSlots := func(shard string) bool { return mine[own.Slot(shard)] }
 	deadline := time.Now().Add(c.opts.ShutdownTimeout)
