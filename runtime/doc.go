@@ -23,6 +23,29 @@
 //  5. On shutdown the pipeline stops reading, waits up to the shutdown timeout for in-flight records,
 //     flushes the sink, writes final checkpoints and returns.
 //
+// # Several workers
+//
+// With an [Ownership] (package group implements one over Kafka's group protocol), several
+// processes share a connector: each shard belongs to a slot, and a worker reads only the shards
+// of the slots it owns. A source asks before it reads a shard ([ShardOwner.Own]) and reads under
+// the context it gets, which ends when the slot moves. The [OwnershipHandler] calls are the
+// handover: Assigned loads the slots' checkpoints (another worker may have moved them) and lets
+// their readers start; Revoked stops the readers, waits for their records in flight, writes their
+// checkpoints and only then returns, so the next owner starts after a drained, checkpointed
+// handover; Lost (the worker was counted out) stops the readers and commits nothing for them.
+// Every checkpoint commit goes out under a [Lease] the group confirmed just before
+// (checkpoint.go). A child shard's parent may be read by another worker: WaitEnded then finds the
+// parent's end in the store (ownership.go's lineage watcher).
+//
+// # Exactly once
+//
+// Under [DeliveryExactlyOnce] the sink is a [Transactor]: records are written into a Kafka
+// transaction, and the checkpoints that cover them are written into the same transaction when it
+// commits (every checkpoint interval, or when the pool is half full). A record's pool space comes
+// back only then. An aborted transaction rewinds every reader to the last committed checkpoint;
+// a fenced writer stops. txn.go tells the whole flow; checkpoint.go is where every checkpoint, in
+// either mode, gets committed.
+//
 // # Memory
 //
 // The pool bounds the records in flight; [MemoryBudget] bounds the process around it. Sources
