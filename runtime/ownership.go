@@ -236,7 +236,9 @@ func (c *Connector) giveUp(ctx context.Context, slots []int32, handover bool) {
 		mine[s] = true
 		st.cancel()
 		if st.readers > 0 {
-			st.idle = make(chan struct{})
+			if st.idle == nil { // a rewind may be waiting on it already
+				st.idle = make(chan struct{})
+			}
 			idle = append(idle, st.idle)
 		}
 		delete(c.slots, s)
