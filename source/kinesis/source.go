@@ -390,6 +390,13 @@ func (r *run) readShard(runCtx, ctx context.Context, st *shardState, parents []s
 		s.setState(st, StateEnded)
 		log.Info("kinesis: shard read to its end", "children", len(rd.children))
 		r.startChildren(runCtx, rd.children)
+		// The end counts once it is checkpointed. Until then the shard may have to be read
+		// again from its last checkpoint: after an aborted transaction (exactly-once), or by
+		// this or another worker after a handover. Waiting under ctx, which ends in both cases,
+		// sends the reader back to runShard to own the shard and read it again.
+		if err := r.e.WaitEnded(ctx, st.id); err != nil {
+			return false, err
+		}
 		return true, nil
 	}
 	return false, err
