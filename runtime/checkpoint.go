@@ -32,12 +32,7 @@ func (c *Connector) loadedLocked(cp Checkpoint, resume func(shard string) bool) 
 		c.written[cp.Shard] = cp.Mark
 	}
 	if cp.Mark.End {
-		ch := c.endedLocked(cp.Shard)
-		select {
-		case <-ch:
-		default:
-			close(ch)
-		}
+		c.setEndedLocked(cp.Shard)
 	}
 }
 
@@ -139,15 +134,17 @@ func (c *Connector) markWritten(cps []Checkpoint) {
 	for _, cp := range cps {
 		c.written[cp.Shard] = cp.Mark
 		if cp.Mark.End {
-			ch := c.endedLocked(cp.Shard)
-			select {
-			case <-ch:
-			default:
-				close(ch)
-			}
+			c.setEndedLocked(cp.Shard)
 			c.tracker.Remove(cp.Shard)
 			c.log.Info("shard end checkpointed", "shard", cp.Shard, "position", cp.Mark.Position.String())
 		}
+	}
+}
+
+// setEndedLocked closes the shard's ended channel (once): its end is in the store.
+func (c *Connector) setEndedLocked(shard string) {
+	if ch := c.endedLocked(shard); !isClosed(ch) {
+		close(ch)
 	}
 }
 

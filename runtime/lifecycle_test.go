@@ -22,9 +22,7 @@ func TestPauseBeforeRunStartsPaused(t *testing.T) {
 		sink := &fakeSink{}
 		c := newConnector(t, funcSource{run: emitN("s1", 0, 5)}, sink, runtimetest.NewMemoryStore(), pool, "")
 		c.Pause()
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error)
-		go func() { done <- c.Run(ctx) }()
+		_, stop := running(t, c)
 		synctest.Wait()
 		if st := c.Status(); st.State != runtime.StatePaused {
 			t.Fatalf("state %s after a pause before Run; want PAUSED", st.State)
@@ -40,8 +38,7 @@ func TestPauseBeforeRunStartsPaused(t *testing.T) {
 		if n := sink.written(); n != 5 {
 			t.Fatalf("wrote %d records after Unpause; want 5", n)
 		}
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -64,13 +61,10 @@ func TestDrainTimeoutStillCheckpointsAcknowledged(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error)
-		go func() { done <- c.Run(ctx) }()
+		_, stop := running(t, c)
 		synctest.Wait()
 		start := time.Now()
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
 		if waited := time.Since(start); waited != 2*time.Second {
@@ -137,12 +131,9 @@ func TestDLQFailureAfterDeadLetterWorkerEndedReleasesPool(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error)
-		go func() { done <- c.Run(ctx) }()
+		_, stop := running(t, c)
 		synctest.Wait()
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
 		if !hooked.Load() {
@@ -177,13 +168,10 @@ func TestSinkWriteErrorIsDecidedByAcksNotEmit(t *testing.T) {
 			return nil
 		}}
 		c := newConnector(t, src, failingWriteSink{}, store, pool, runtime.PolicySkip)
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error)
-		go func() { done <- c.Run(ctx) }()
+		_, stop := running(t, c)
 		<-emitted
 		synctest.Wait()
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
 		if emitErr != nil {

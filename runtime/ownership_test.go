@@ -173,9 +173,7 @@ func TestRevokedHandsOverDrainedAndCheckpointed(t *testing.T) {
 		rd := newOwnedReader()
 		rd.limit = 3 // s0 gets 3 records in flight, s1 3 before the handover and 3 after
 		c := newGroupConnector(t, funcSource{run: rd.run("s0", "s1")}, sink, store, own, pool)
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error)
-		go func() { done <- c.Run(ctx) }()
+		ctx, stop := running(t, c)
 		h := own.handler()
 		synctest.Wait()
 		if n, _ := rd.state("s0"); n != 0 {
@@ -233,8 +231,7 @@ func TestRevokedHandsOverDrainedAndCheckpointed(t *testing.T) {
 		if last.Position.Sequence != "00900" {
 			t.Fatalf("s0 resumed at %+v after it was assigned again; want worker-b's 00900", last)
 		}
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -249,9 +246,7 @@ func TestLostStopsWithoutCommitting(t *testing.T) {
 		own := newFakeOwnership()
 		rd := newOwnedReader()
 		c := newGroupConnector(t, funcSource{run: rd.run("s0")}, sink, store, own, pool)
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error)
-		go func() { done <- c.Run(ctx) }()
+		ctx, stop := running(t, c)
 		h := own.handler()
 		h.Assigned(ctx, []int32{0}, time.Time{})
 		synctest.Wait()
@@ -261,8 +256,7 @@ func TestLostStopsWithoutCommitting(t *testing.T) {
 		}
 		sink.setHold(false)
 		sink.release() // its records in flight still finish
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
 		if cp, ok := store.Get("c1", stream, "s0"); ok {
@@ -284,13 +278,10 @@ func TestNoCommitWithoutLease(t *testing.T) {
 		rd := newOwnedReader()
 		rd.limit = 5
 		c := newGroupConnector(t, funcSource{run: rd.run("s0")}, &fakeSink{}, store, own, pool)
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error)
-		go func() { done <- c.Run(ctx) }()
+		ctx, stop := running(t, c)
 		own.handler().Assigned(ctx, []int32{0}, time.Time{})
 		synctest.Wait()
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
 		if own.leases.Load() == 0 {
@@ -324,9 +315,7 @@ func TestWaitEndedSeesOtherWorkersEnds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error)
-		go func() { done <- c.Run(ctx) }()
+		ctx, stop := running(t, c)
 		time.Sleep(10 * time.Second)
 		select {
 		case <-ended:
@@ -342,8 +331,7 @@ func TestWaitEndedSeesOtherWorkersEnds(t *testing.T) {
 		if waited := at.Sub(committed); waited > 2*time.Second {
 			t.Fatalf("the child saw its parent's end %v after another worker wrote it; want within the 2s checkpoint interval", waited)
 		}
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -131,6 +131,19 @@ func newConnector(t *testing.T, src runtime.Source, sink runtime.Sink, store run
 	return c
 }
 
+// running starts c.Run on a goroutine and returns its context and the function that cancels it
+// and returns what Run returned.
+func running(t *testing.T, c *runtime.Connector) (context.Context, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	return ctx, func() error {
+		cancel()
+		return <-done
+	}
+}
+
 func checkpoint(t *testing.T, store *runtimetest.MemoryStore, shard string) runtime.Mark {
 	t.Helper()
 	cp, ok := store.Get("c1", stream, shard)

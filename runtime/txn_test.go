@@ -87,9 +87,7 @@ func TestExactlyOnceReleasesAtCommit(t *testing.T) {
 		rd := newOwnedReader()
 		rd.limit = 5
 		c := newTxConnector(t, funcSource{run: rd.run("s0")}, sink, store, pool, 10*time.Second)
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error)
-		go func() { done <- c.Run(ctx) }()
+		_, stop := running(t, c)
 		synctest.Wait()
 		if n := sink.written(); n != 5 {
 			t.Fatalf("wrote %d records; want 5", n)
@@ -108,8 +106,7 @@ func TestExactlyOnceReleasesAtCommit(t *testing.T) {
 		if cp, ok := store.Get("c1", stream, "s0"); !ok || cp.Mark.Position.Sequence != "00005" {
 			t.Fatalf("checkpoint %+v (found %v) after the commit; want 00005", cp, ok)
 		}
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -125,9 +122,7 @@ func TestExactlyOnceCommitsAtHalfPool(t *testing.T) {
 		rd := newOwnedReader()
 		rd.limit = 30
 		c := newTxConnector(t, funcSource{run: rd.run("s0")}, sink, store, pool, time.Hour)
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error)
-		go func() { done <- c.Run(ctx) }()
+		_, stop := running(t, c)
 		synctest.Wait()
 		if n, _ := rd.state("s0"); n != 30 {
 			t.Fatalf("read %d of 30 records with a 10-record pool and an hour's checkpoint interval; commits at half the pool should have let it through", n)
@@ -135,8 +130,7 @@ func TestExactlyOnceCommitsAtHalfPool(t *testing.T) {
 		if commits, _ := sink.counts(); commits < 3 {
 			t.Fatalf("%d commits for 30 records through a 10-record pool", commits)
 		}
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
 		if cp, _ := store.Get("c1", stream, "s0"); cp.Mark.Position.Sequence != "00030" {
@@ -155,9 +149,7 @@ func TestExactlyOnceAbortRewinds(t *testing.T) {
 		rd := newOwnedReader()
 		rd.limit = 4
 		c := newTxConnector(t, funcSource{run: rd.run("s0")}, sink, store, pool, 10*time.Second)
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error)
-		go func() { done <- c.Run(ctx) }()
+		_, stop := running(t, c)
 		synctest.Wait()
 		time.Sleep(10 * time.Second)
 		synctest.Wait() // committed at 00004
@@ -183,8 +175,7 @@ func TestExactlyOnceAbortRewinds(t *testing.T) {
 		if st := pool.Stats(); st.UsedRecords != 0 {
 			t.Fatalf("pool holds %d records after the rewind", st.UsedRecords)
 		}
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -201,9 +192,7 @@ func TestExactlyOnceFailedProduceAborts(t *testing.T) {
 		rd := newOwnedReader()
 		rd.limit = 3
 		c := newTxConnector(t, funcSource{run: rd.run("s0")}, sink, store, pool, time.Hour)
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error)
-		go func() { done <- c.Run(ctx) }()
+		_, stop := running(t, c)
 		synctest.Wait()
 		if _, aborts := sink.counts(); aborts == 0 {
 			t.Fatal("no abort after a produce failed inside the transaction")
@@ -217,8 +206,7 @@ func TestExactlyOnceFailedProduceAborts(t *testing.T) {
 		if starts < 2 {
 			t.Fatalf("the reader started %d times; the abort should have restarted it from the last checkpoint", starts)
 		}
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
 	})
