@@ -337,6 +337,14 @@ func (r *run) runShard(ctx context.Context, st *shardState, parents []string) er
 			}
 		}
 		done, err := r.readShard(ctx, octx, st, parents)
+		if done && shared && r.e.WaitEnded(octx, st.id) != nil && ctx.Err() == nil {
+			// The end counts once it is checkpointed, and this worker can lose the shard before
+			// that without a final commit (it missed its session). Then the shard must be read
+			// again whenever it is owned here again: the worker that took it over may have given
+			// it back before reaching the end, and nobody else would ever write the end the
+			// children wait for.
+			done = false
+		}
 		release()
 		var fatal *FatalError
 		switch {
