@@ -387,10 +387,10 @@ func TestGroupKillOneOfThree(t *testing.T) {
 	open := shardIDs(shards)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	wait := background(func() error { return s.writer.put(ctx, total, rate) })
 	w := s.startWorkers("w1", "w2", "w3")
 	owned := waitOwnership(t, s.cfg.Connector, open, time.Minute, w...)
 	t.Logf("ownership before the kill: %v", owned)
+	wait := background(func() error { return s.writer.put(ctx, total, rate) })
 
 	ev := beforeFault(t, s.cfg.Connector, groupInterval, w[1], w[0], w[2])
 	w[1].kill()
@@ -448,9 +448,9 @@ func TestGroupTerminateOneOfThree(t *testing.T) {
 	open := shardIDs(shards)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	wait := background(func() error { return s.writer.put(ctx, total, rate) })
 	w := s.startWorkers("w1", "w2", "w3")
 	waitOwnership(t, s.cfg.Connector, open, time.Minute, w...)
+	wait := background(func() error { return s.writer.put(ctx, total, rate) })
 
 	ev := beforeFault(t, s.cfg.Connector, groupInterval, w[2], w[0], w[1])
 	handovers := 0.0
@@ -509,9 +509,9 @@ func TestGroupFrozenWorker(t *testing.T) {
 	open := shardIDs(shards)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	wait := background(func() error { return s.writer.put(ctx, total, rate) })
 	w := s.startWorkers("w1", "w2", "w3")
 	waitOwnership(t, s.cfg.Connector, open, time.Minute, w...)
+	wait := background(func() error { return s.writer.put(ctx, total, rate) })
 
 	ev := beforeFault(t, s.cfg.Connector, groupInterval, w[0], w[1], w[2])
 	zombie := ev.victim
@@ -605,14 +605,14 @@ func TestGroupSplitAcrossWorkers(t *testing.T) {
 	open := shardIDs(shards)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	wait := background(func() error { return s.writer.put(ctx, 6000, 1200) })
 	w := s.startWorkers("w1", "w2", "w3")
 	owned := waitOwnership(t, s.cfg.Connector, open, time.Minute, w...)
+	// Written once the shards are spread, so that every worker reads some.
+	if err := s.writer.put(ctx, 6000, 1200); err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range w {
 		p.waitMetric("shardbridge_records_acked_total", 200, time.Minute)
-	}
-	if err := wait(); err != nil {
-		t.Fatal(err)
 	}
 
 	// The children will be shards 6 and 7, in coordination-topic partitions 6 and 7. Split a shard
@@ -641,7 +641,7 @@ func TestGroupSplitAcrossWorkers(t *testing.T) {
 		}
 	}
 	mid := new(big.Int).Rsh(new(big.Int).Add(new(big.Int).Add(start, end), big.NewInt(1)), 1)
-	wait = background(func() error { return s.writer.put(ctx, 6000, 1200) })
+	wait := background(func() error { return s.writer.put(ctx, 6000, 1200) })
 	waitUntil(t, time.Minute, "records written before the split", func() error {
 		if s.writer.written.Load() < 6000+1500 {
 			return fmt.Errorf("%d written", s.writer.written.Load())
@@ -731,10 +731,10 @@ func TestGroupKinesisMockKillOneOfThree(t *testing.T) {
 	open := shardIDs(shards)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	wait := background(func() error { return s.writer.put(ctx, total, rate) })
 	w := s.startWorkers("w1", "w2", "w3")
 	owned := waitOwnership(t, cfg.Connector, open, time.Minute, w...)
 	t.Logf("ownership before the kill: %v", owned)
+	wait := background(func() error { return s.writer.put(ctx, total, rate) })
 
 	ev := beforeFault(t, cfg.Connector, groupInterval, w[1], w[0], w[2])
 	w[1].kill()
