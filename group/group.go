@@ -98,7 +98,7 @@ func (g *Group) Setup(ctx context.Context) error {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	n, err := topicPartitions(ctx, adm, g.o.Topic)
+	n, err := topicPartitions(ctx, cl, g.o.Topic)
 	if err != nil {
 		return err
 	}
@@ -116,7 +116,7 @@ func (g *Group) Setup(ctx context.Context) error {
 				g.o.Topic, g.o.Partitions, err)
 		}
 		for n == 0 {
-			if n, err = topicPartitions(ctx, adm, g.o.Topic); err != nil {
+			if n, err = topicPartitions(ctx, cl, g.o.Topic); err != nil {
 				return err
 			}
 			if n == 0 {
@@ -134,23 +134,32 @@ func (g *Group) Setup(ctx context.Context) error {
 	return nil
 }
 
-// topicPartitions returns the partition count of topic, 0 when it does not exist (yet).
-func topicPartitions(ctx context.Context, adm *kadm.Client, topic string) (int32, error) {
-	md, err := adm.Metadata(ctx, topic)
+// topicPartitions returns the partition count of topic, 0 when it does not exist (yet). It asks
+// the broker every time: the client's metadata cache (which kadm's Metadata reads) would keep
+// answering that a topic just created does not exist, for up to the client's metadata min age.
+func topicPartitions(ctx context.Context, cl *kgo.Client, topic string) (int32, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
 		return 0, fmt.Errorf("describe group coordination topic %s: %w", topic, err)
 	}
-	td, ok := md.Topics[topic]
-	if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
-		return 0, nil
-	}
-	if td.Err != nil {
-		if kerr.IsRetriable(td.Err) {
-			return 0, nil
+	for _, t := range resp.Topics {
+		if t.Topic == nil || *t.Topic != topic {
+			continue
 		}
-		return 0, fmt.Errorf("describe group coordination topic %s: %w", topic, td.Err)
+		switch err := kerr.ErrorForCode(t.ErrorCode); {
+		case err == nil:
+			return int32(len(t.Partitions)), nil
+		case errors.Is(err, kerr.UnknownTopicOrPartition), kerr.IsRetriable(err):
+			return 0, nil
+		default:
+			return 0, fmt.Errorf("describe group coordination topic %s: %w", topic, err)
+		}
 	}
-	return int32(len(td.Partitions)), nil
+	return 0, nil
 }
 
 // Slot implements runtime.Ownership: a shard whose id ends in a number (Kinesis's
