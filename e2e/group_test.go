@@ -366,6 +366,9 @@ const (
 	// and rejoin, the new owner's checkpoint load and subscription, and its first record; under
 	// the race detector on a shared 2-core machine.
 	failoverSlack = 7 * time.Second
+	// mockFailoverSlack is failoverSlack against kinesis-mock: the emulator (a node process) takes
+	// much of the 2 cores, and runs saw 5.2 to 8 s in all.
+	mockFailoverSlack = 10 * time.Second
 )
 
 // TestGroupKillOneOfThree: three workers share six shards while records are written; one is
@@ -711,7 +714,7 @@ func TestGroupSplitAcrossWorkers(t *testing.T) {
 // emulator LocalStack runs) with EFO, at a smaller volume: kinesis-mock takes about 3,000
 // records/s. Three workers share six shards with one EFO consumer; one is killed with SIGKILL,
 // the other two take its shards over (subscribing to them with the same consumer) within the
-// session timeout plus failoverSlack, and nothing is lost. Then it starts again and gets its
+// session timeout plus mockFailoverSlack, and nothing is lost. Then it starts again and gets its
 // share back. Duplicates are bounded as in TestGroupKillOneOfThree.
 func TestGroupKinesisMockKillOneOfThree(t *testing.T) {
 	t.Parallel()
@@ -743,8 +746,8 @@ func TestGroupKinesisMockKillOneOfThree(t *testing.T) {
 		t.Fatalf("the writer finished (%d records) before the kill: not mid-stream", n)
 	}
 	took := waitTakenOver(t, ev.shards, ev.reads, killed, groupSession+time.Minute, ev.survivors...)
-	if d := maxDuration(took); d > groupSession+failoverSlack {
-		t.Errorf("the dead worker's shards were read again after %s; bound: session timeout %s + %s", d, groupSession, failoverSlack)
+	if d := maxDuration(took); d > groupSession+mockFailoverSlack {
+		t.Errorf("the dead worker's shards were read again after %s; bound: session timeout %s + %s", d, groupSession, mockFailoverSlack)
 	}
 	waitOwnership(t, cfg.Connector, open, time.Minute, ev.survivors...)
 	w[1] = s.startWorker("w2")
