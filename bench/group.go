@@ -49,6 +49,9 @@ func (b *bench) group(ctx context.Context) error {
 	}
 	var foRows []foRow
 	for _, tm := range grpTimings {
+		if b.o.failovers == 0 {
+			break
+		}
 		for _, fault := range []string{"kill -9", "SIGTERM"} {
 			row := foRow{session: tm.session, heartbeat: tm.heartbeat, fault: fault}
 			for i := range b.o.failovers {
@@ -72,7 +75,7 @@ func (b *bench) group(ctx context.Context) error {
 	}
 	var tpRuns []tpRun
 	for i := range b.o.repeat {
-		for _, n := range []int{1, 2, 3} {
+		for _, n := range []int{0, 1, 2, 3} {
 			b.logf("group: throughput with %d worker(s), backlog %d, run %d", n, records, i+1)
 			res, err := b.groupThroughput(ctx, records, n)
 			if err != nil {
@@ -83,34 +86,39 @@ func (b *bench) group(ctx context.Context) error {
 		}
 	}
 
-	fmt.Fprintf(b.out, "\n## Group mode: failover\n\n%d workers share %d shards; %d records/s of %d B are written throughout. "+
-		"\"shards read again\" is the time from the fault to the first record the new owner read of each of the stopped worker's shards, worst shard of the run.\n\n",
-		grpWorkers, grpShards, grpLiveRate, grpRecordSize)
-	fmt.Fprintf(b.out, "| fault | session timeout | heartbeat | runs | shards read again: median | worst | of which the session timeout | duplicates per run | missing | load avg |\n")
-	fmt.Fprintf(b.out, "|---|---:|---:|---:|---:|---:|---:|---|---:|---|\n")
-	for _, r := range foRows {
-		var took []time.Duration
-		var dups []string
-		missing := int64(0)
-		for _, fo := range r.runs {
-			took = append(took, fo.took)
-			dups = append(dups, strconv.FormatInt(fo.duplicates, 10))
-			missing += fo.missing
+	if len(foRows) > 0 {
+		fmt.Fprintf(b.out, "\n## Group mode: failover\n\n%d workers share %d shards; %d records/s of %d B are written throughout. "+
+			"\"shards read again\" is the time from the fault to the first record the new owner read of each of the stopped worker's shards, worst shard of the run.\n\n",
+			grpWorkers, grpShards, grpLiveRate, grpRecordSize)
+		fmt.Fprintf(b.out, "| fault | session timeout | heartbeat | runs | shards read again: median | worst | of which the session timeout | duplicates per run | missing | load avg |\n")
+		fmt.Fprintf(b.out, "|---|---:|---:|---:|---:|---:|---:|---|---:|---|\n")
+		for _, r := range foRows {
+			var took []time.Duration
+			var dups []string
+			missing := int64(0)
+			for _, fo := range r.runs {
+				took = append(took, fo.took)
+				dups = append(dups, strconv.FormatInt(fo.duplicates, 10))
+				missing += fo.missing
+			}
+			ofWhich := "0 (no wait: the worker leaves)"
+			if r.fault == "kill -9" {
+				ofWhich = r.session.String()
+			}
+			fmt.Fprintf(b.out, "| %s | %s | %s | %d | %s | %s | %s | %s | %d | %s |\n", r.fault, r.session, r.heartbeat, len(r.runs),
+				secs(percentile(took, 50)), secs(slices.Max(took)), ofWhich, strings.Join(dups, ", "), missing, r.runs[len(r.runs)-1].loadavg)
 		}
-		ofWhich := "0 (no wait: the worker leaves)"
-		if r.fault == "kill -9" {
-			ofWhich = r.session.String()
-		}
-		fmt.Fprintf(b.out, "| %s | %s | %s | %d | %s | %s | %s | %s | %d | %s |\n", r.fault, r.session, r.heartbeat, len(r.runs),
-			secs(percentile(took, 50)), secs(slices.Max(took)), ofWhich, strings.Join(dups, ", "), missing, r.runs[len(r.runs)-1].loadavg)
 	}
 	fmt.Fprintf(b.out, "\n## Group mode: throughput\n\n%d records of %d B in %d shards, read by 1, 2 and 3 workers (EFO, defaults, group session 10s): "+
 		"the workers start on an empty stream, spread its shards (\"balanced after\": from their start), are paused, the backlog is written, and they are resumed. "+
 		"records/s and CPU are over the span from the first acknowledgement after the resume to the last, CPU summed over the workers.\n\n", records, grpRecordSize, grpShards)
-	fmt.Fprintf(b.out, "| workers | run | balanced after | records/s | MB/s | CPU-s per 1M records | in Kafka (missing, extra) | load avg |\n|---:|---:|---:|---:|---:|---:|---|---|\n")
+	fmt.Fprintf(b.out, "| workers | run | balanced after | records/s | MB/s | CPU-s per 1M records | in Kafka (missing, extra) | load avg |\n|---|---:|---:|---:|---:|---:|---|---|\n")
 	for _, r := range tpRuns {
-		balanced := secs(r.res.balanced)
-		fmt.Fprintf(b.out, "| %d | %d | %s | %.0f | %.1f | %.2f | %d (%d, %d) | %s |\n", r.workers, r.run, balanced, r.res.rate(),
+		workers := strconv.Itoa(r.workers)
+		if r.workers == 0 {
+			workers = "1, group mode off"
+		}
+		fmt.Fprintf(b.out, "| %s | %d | %s | %.0f | %.1f | %.2f | %d (%d, %d) | %s |\n", workers, r.run, secs(r.res.balanced), r.res.rate(),
 			r.res.rate()*grpRecordSize/1e6, r.res.cpuPerMillion(), r.res.inTopic, max(0, r.res.want-r.res.inTopic), max(0, r.res.inTopic-r.res.want), r.res.loadavg)
 	}
 	return nil
@@ -132,6 +140,7 @@ type groupWorker struct {
 }
 
 // startGroupWorkers starts n shardbridge children of one group against kp and kf.
+// With session 0 the connector is not in group mode (one worker reads every shard).
 func (b *bench) startGroupWorkers(kp *kinesisPeer, kf *kafkaPeer, n int, session, heartbeat time.Duration, consumer string) ([]*groupWorker, error) {
 	var ws []*groupWorker
 	for i := range n {
@@ -141,14 +150,17 @@ func (b *bench) startGroupWorkers(kp *kinesisPeer, kf *kafkaPeer, n int, session
 		}
 		name := fmt.Sprintf("worker-%d", i+1)
 		spec := runSpec{poolBytes: tpPoolBytes, poolRecords: tpPoolRecords, consumer: consumer}
-		// rebalance_timeout must exceed the config's shutdown_timeout (60s) plus 10s.
-		text := shardbridgeConfig(spec, addr, kp.srv.Endpoint(), kf.broker) + fmt.Sprintf(`    group:
+		text := shardbridgeConfig(spec, addr, kp.srv.Endpoint(), kf.broker)
+		if session > 0 {
+			// rebalance_timeout must exceed the config's shutdown_timeout (60s) plus 10s.
+			text += fmt.Sprintf(`    group:
       enabled: true
       session_timeout: %q
       heartbeat_interval: %q
       rebalance_timeout: "90s"
 worker_id: %s
 `, session.String(), heartbeat.String(), name)
+		}
 		path := filepath.Join(b.dir, consumer+"-"+name+".yaml")
 		if err := writeFile(path, text); err != nil {
 			return ws, err
@@ -483,6 +495,8 @@ func (r groupResult) cpuPerMillion() float64 { return r.steadyCPU / max(r.steady
 // backlog, resumes them, and measures records/s and CPU per record, summed over the workers, from
 // the first acknowledgement after the resume to the last. So the figures are those of a settled
 // group, without its start-up or its first rebalances.
+//
+// n == 0 is the baseline: one worker with the connector not in group mode, the same procedure.
 func (b *bench) groupThroughput(ctx context.Context, records int64, n int) (groupResult, error) {
 	res := groupResult{loadavg: loadavg(), want: records}
 	kp, err := startKinesis(grpShards, grpRecordSize, b.o.eventBytes)
@@ -496,12 +510,21 @@ func (b *bench) groupThroughput(ctx context.Context, records int64, n int) (grou
 	}
 	defer kf.Close()
 	start := time.Now()
-	ws, err := b.startGroupWorkers(kp, kf, n, 10*time.Second, 3*time.Second, b.consumer("group"))
+	session := 10 * time.Second
+	if n == 0 {
+		session = 0
+	}
+	ws, err := b.startGroupWorkers(kp, kf, max(n, 1), session, 3*time.Second, b.consumer("group"))
 	defer killAll(ws)
 	if err != nil {
 		return res, err
 	}
-	if _, err := waitBalanced(ctx, ws, grpShards, 2*time.Minute); err != nil {
+	if n == 0 {
+		err = waitMetric(ctx, ws[0].c, "shardbridge_kinesis_active_shards", grpShards, 2*time.Minute)
+	} else {
+		_, err = waitBalanced(ctx, ws, grpShards, 2*time.Minute)
+	}
+	if err != nil {
 		return res, err
 	}
 	res.balanced = time.Since(start)
