@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -324,6 +325,12 @@ func (b *bench) failoverRun(ctx context.Context, session, heartbeat time.Duratio
 			_ = stopWriter()
 			return fo, fmt.Errorf("%s: %w", w.name, err)
 		}
+	}
+	// The fault comes at a random point of the heartbeat cycle: how long the others take to learn
+	// of it depends on where their next heartbeat falls, and a run started like the last would
+	// otherwise hit the same point every time.
+	if err := sleepCtx(ctx, rand.N(heartbeat)); err != nil {
+		return fo, err
 	}
 	shards := o[victim.name]
 	before := map[string]map[string]float64{}

@@ -591,6 +591,9 @@ func TestGroupFrozenWorker(t *testing.T) {
 		}
 	}
 	resume := resumePoints(log, zombie.name, ev.generation, ev.shards)
+	if len(resume) != len(ev.shards) {
+		t.Errorf("the frozen worker committed checkpoints of %d of its %d shards before the freeze", len(resume), len(ev.shards))
+	}
 	assertDuplicatesAfter(t, rep, resume)
 	t.Logf("frozen worker: %d duplicates (bound %d); its shards taken over after %s; commits it attempted after the thaw and the group refused: %g",
 		len(rep.Duplicates), bound, maxDuration(took), fenced)
@@ -771,6 +774,10 @@ func TestGroupKinesisMockKillOneOfThree(t *testing.T) {
 	assertBounded(t, rep, bound)
 	log := checkpointLog(t, kc, k.addr(), cfg.Connector)
 	assertCheckpointsForward(t, log)
-	assertDuplicatesAfter(t, rep, resumePoints(log, ev.victim.name, ev.generation, ev.shards))
+	resume := resumePoints(log, ev.victim.name, ev.generation, ev.shards)
+	if len(resume) != len(ev.shards) {
+		t.Errorf("the killed worker committed checkpoints of %d of its %d shards before the kill", len(resume), len(ev.shards))
+	}
+	assertDuplicatesAfter(t, rep, resume)
 	t.Logf("kinesis-mock, kill -9 of one of three: %d duplicates (bound %d); takeover after %s", len(rep.Duplicates), bound, maxDuration(took))
 }
