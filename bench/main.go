@@ -26,13 +26,14 @@ type options struct {
 	scale      float64
 	eventBytes int
 	keep       bool
+	failovers  int
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: go run ./bench [flags] memory|throughput|all")
+		fmt.Fprintln(stderr, "usage: go run ./bench [flags] memory|throughput|group|all")
 		fs.PrintDefaults()
 	}
 	var o options
@@ -40,15 +41,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&o.scale, "scale", 1, "multiplies every backlog (0.1 for a quick smoke run)")
 	fs.IntVar(&o.eventBytes, "event-bytes", 2<<20, "largest record data in one SubscribeToShardEvent (the E of the memory formula)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work folder (configs, binaries, child logs)")
+	fs.IntVar(&o.failovers, "failovers", 5, "group suite: runs of each failover (fault and session timeout); 0 skips them")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 || o.repeat < 1 || o.scale <= 0 {
+	if fs.NArg() != 1 || o.repeat < 1 || o.scale <= 0 || o.failovers < 0 {
 		fs.Usage()
-		return errors.New("name one suite: memory, throughput or all")
+		return errors.New("name one suite: memory, throughput, group or all")
 	}
 	suite := fs.Arg(0)
-	if suite != "memory" && suite != "throughput" && suite != "all" {
+	if suite != "memory" && suite != "throughput" && suite != "group" && suite != "all" {
 		fs.Usage()
 		return fmt.Errorf("unknown suite %q", suite)
 	}
@@ -78,6 +80,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if suite == "throughput" || suite == "all" {
 		if err := b.throughput(ctx); err != nil {
 			return fmt.Errorf("throughput: %w", err)
+		}
+	}
+	if suite == "group" || suite == "all" {
+		if err := b.group(ctx); err != nil {
+			return fmt.Errorf("group: %w", err)
 		}
 	}
 	fmt.Fprintf(stdout, "\nbench %s finished in %s; load average now %s\n", suite, time.Since(start).Round(time.Second), loadavg())

@@ -141,7 +141,12 @@ const benchTopic = "bench-mirror"
 // back that long, without blocking the cluster: SleepControl parks the request and lets kfake
 // serve other connections and requests meanwhile.
 func startKafka(partitions int, ackDelay time.Duration) (*kafkaPeer, error) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(partitions), benchTopic))
+	return startKafkaOpts(partitions, ackDelay)
+}
+
+// startKafkaOpts is startKafka with more kfake options (the group suite allows short sessions).
+func startKafkaOpts(partitions int, ackDelay time.Duration, opts ...kfake.Opt) (*kafkaPeer, error) {
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(int32(partitions), benchTopic)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("start kfake: %w", err)
 	}

@@ -108,6 +108,62 @@
 //     1 B .. 16 KiB, about 50 MiB in all. Log-uniform over 1 B .. 1 MiB for every record is about
 //     740 MiB, and writing that alone took 2m38s under the race detector on the 2-core machine.
 //
+// # Group mode: several workers of one connector
+//
+// These scenarios start three processes with the same config (group.enabled, a 3 s session
+// timeout, 500 ms heartbeats, a 1 s checkpoint interval, a 2,000-record pool), each with its own
+// worker id (SHARDBRIDGE_WORKER_ID), on one kfake broker (which allows sessions down to 1 s) and
+// one stream. Records are written only once the shards are spread, so every worker reads some.
+// Besides what every scenario checks, each one checks, from the workers' status, that the open
+// shards are owned by exactly one worker each and spread within one per worker, before the fault
+// and after it; and, from the checkpoint topic (one partition, so its offsets order every
+// worker's commits), that no shard's checkpoints ever go back. Takeover times are measured from
+// the fault to the first record each of the victim's shards has read on another worker
+// (shardbridge_kinesis_records_read_total, polled every 100 ms); the bound is the session timeout
+// plus 7 s (the coordinator's notice, the survivors' rejoin, their checkpoint load and
+// subscription, under the race detector). Runs see about 4 s after a kill or a freeze and 1.6 s
+// after a SIGTERM.
+//
+//   - TestGroupThreeWorkersShareShards: eight shards over three workers; every worker's status
+//     shows the group's whole assignment, matching what each says it owns. 0 duplicates.
+//   - TestGroupKillOneOfThree: SIGKILL to one of three mid-stream (it owned shards, had
+//     acknowledged records and committed checkpoints). Its shards are read again by the other two
+//     within the bound above, from its last checkpoints. Then it starts again with the same worker
+//     id, rejoins and gets its share back through graceful handovers, while records are still
+//     written. Bound, derived as in TestKillRestart: what the dead worker had in flight
+//     (pool.max_pending_records) + what it acknowledged in one checkpoint interval, twice (one
+//     interval not yet committed, one for the commit's own latency), its ack rate being the
+//     larger of its share of the write rate and the rate measured over the last interval before
+//     the kill: 2,000 + 2 x about 420 = about 2,840. Every duplicate must be of a shard the dead
+//     worker owned, after its last checkpoint there (the last one it wrote in the generation it
+//     died in: checkpoints carry the owner's id and the group generation). Runs see about 350.
+//   - TestGroupTerminateOneOfThree: SIGTERM to one of three mid-stream. It drains, commits and
+//     leaves; the others take its shards (one handover counted per shard in
+//     shardbridge_group_handover_seconds on them) and resume exactly after its final
+//     checkpoints: 0 duplicates.
+//   - TestGroupFrozenWorker: SIGSTOP to one of three for longer than the session timeout. The
+//     others take its shards within the bound above and commit checkpoints of them, twice each,
+//     before it is thawed (SIGCONT); by then they have caught up, so what the frozen worker still
+//     had in flight lands after their copies. Thawed, it must log that it lost its shards
+//     ("group: shards lost"), and no checkpoint it wrote in the generation it was frozen in may
+//     come after the new owner's first checkpoint of the shard; its commit attempted on waking is
+//     refused without a lease (shardbridge_checkpoint_commits_total{result="fenced"}, 1 in runs).
+//     It rejoins and gets its share back. Bound and duplicate positions as after a kill; runs see
+//     about 250.
+//   - TestGroupSplitAcrossWorkers: six shards over three workers; a shard is split whose owner
+//     owns neither coordination-topic partition of the children (shards 6 and 7), so at least one
+//     child is read by another worker, which learns of the parent's end only from the checkpoint
+//     topic. The open shards are spread again, each child's first checkpoint comes after the
+//     parent's end checkpoint, per-key order holds across parent and children, and 0 duplicates.
+//   - TestGroupKinesisMockKillOneOfThree: TestGroupKillOneOfThree against kinesis-mock with EFO
+//     (the three workers share one EFO consumer), at 300 records/s. Same checks and duplicate
+//     bound: 2,000 plus twice the dead worker's ack rate. The takeover bound is the session
+//     timeout plus 10 s: the emulator takes much of the machine, and runs see 5 to 8 s. It skips
+//     without kinesis-mock.
+//
+// The group scenarios run in parallel with each other (t.Parallel), which keeps the suite's wall
+// time down; their bounds hold with the machine that loaded.
+//
 // TestProduceErrorsOnePartition and TestRecordSizesUnderEachPolicy run in parallel (after the
 // others, as go test runs parallel tests): most of the first's time is its fault's 30 s window,
 // and the second is the suite's busiest.

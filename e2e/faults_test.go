@@ -221,6 +221,8 @@ type checkpointEntry struct {
 	shard  string
 	seq    string
 	end    bool
+	owner  string // the worker id that wrote it
+	epoch  int64  // its owner's epoch: with a group, the group generation its lease confirmed
 }
 
 // checkpointLog is every checkpoint value of the connector in commit order.
@@ -236,13 +238,17 @@ func checkpointLog(t testing.TB, kc *kcat.Kcat, broker, connector string) []chec
 			continue
 		}
 		var v struct {
-			Seq string `json:"sequence_number"`
-			End bool   `json:"shard_end"`
+			Seq   string `json:"sequence_number"`
+			End   bool   `json:"shard_end"`
+			Owner struct {
+				ID    string `json:"id"`
+				Epoch int64  `json:"epoch"`
+			} `json:"owner"`
 		}
 		if err := json.Unmarshal([]byte(*m.Value), &v); err != nil {
 			t.Fatalf("checkpoint %s: %v", *m.Key, err)
 		}
-		out = append(out, checkpointEntry{offset: m.Offset, shard: parts[2], seq: v.Seq, end: v.End})
+		out = append(out, checkpointEntry{offset: m.Offset, shard: parts[2], seq: v.Seq, end: v.End, owner: v.Owner.ID, epoch: v.Owner.Epoch})
 	}
 	return out
 }

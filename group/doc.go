@@ -45,10 +45,13 @@
 //
 // # Metrics
 //
+// Registered by NewMetrics on the registry it is given (never the global one), shared by every
+// connector's Group in the process:
+//
 //	shardbridge_group_rebalances_total  counter  rebalances this worker took part in {connector}
 //	shardbridge_group_owned_shards      gauge    open shards this worker owns now {connector, worker}
-//	shardbridge_group_generation        gauge    the group generation this worker is in {connector, worker}
+//	shardbridge_group_generation        gauge    the group generation this worker is in, -1 outside {connector, worker}
 //
 // The runtime adds shardbridge_group_handover_seconds (start of a rebalance to a moved shard's
-// reader starting on its new owner).
+// reader starting on its new owner) and shardbridge_checkpoint_commits_total{result="fenced"}.
 package group

@@ -99,7 +99,7 @@ func (g *Group) Setup(ctx context.Context) error {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	n, id, err := topicPartitions(ctx, adm, g.o.Topic)
+	n, id, err := topicPartitions(ctx, cl, g.o.Topic)
 	if err != nil {
 		return err
 	}
@@ -117,7 +117,7 @@ func (g *Group) Setup(ctx context.Context) error {
 				g.o.Topic, g.o.Partitions, err)
 		}
 		for n == 0 {
-			if n, id, err = topicPartitions(ctx, adm, g.o.Topic); err != nil {
+			if n, id, err = topicPartitions(ctx, cl, g.o.Topic); err != nil {
 				return err
 			}
 			if n == 0 {
@@ -137,22 +137,31 @@ func (g *Group) Setup(ctx context.Context) error {
 }
 
 // topicPartitions returns the partition count and id of topic, 0 when it does not exist (yet).
-func topicPartitions(ctx context.Context, adm *kadm.Client, topic string) (int32, [16]byte, error) {
-	md, err := adm.Metadata(ctx, topic)
+// It asks the broker every time: the client's metadata cache (which kadm's Metadata reads) would
+// keep answering that a topic just created does not exist, for up to the client's metadata min age.
+func topicPartitions(ctx context.Context, cl *kgo.Client, topic string) (int32, [16]byte, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
 		return 0, [16]byte{}, fmt.Errorf("describe group coordination topic %s: %w", topic, err)
 	}
-	td, ok := md.Topics[topic]
-	if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
-		return 0, [16]byte{}, nil
-	}
-	if td.Err != nil {
-		if kerr.IsRetriable(td.Err) {
-			return 0, [16]byte{}, nil
+	for _, t := range resp.Topics {
+		if t.Topic == nil || *t.Topic != topic {
+			continue
 		}
-		return 0, [16]byte{}, fmt.Errorf("describe group coordination topic %s: %w", topic, td.Err)
+		switch err := kerr.ErrorForCode(t.ErrorCode); {
+		case err == nil:
+			return int32(len(t.Partitions)), t.TopicID, nil
+		case errors.Is(err, kerr.UnknownTopicOrPartition), kerr.IsRetriable(err):
+			return 0, [16]byte{}, nil
+		default:
+			return 0, [16]byte{}, fmt.Errorf("describe group coordination topic %s: %w", topic, err)
+		}
 	}
-	return int32(len(td.Partitions)), td.ID, nil
+	return 0, [16]byte{}, nil
 }
 
 // Slot implements runtime.Ownership: a shard whose id ends in a number (Kinesis's

@@ -219,6 +219,12 @@ func (w *Worker) runOnce(ctx context.Context, m *managed) error {
 	log := w.log.With("connector", m.spec.Name)
 	parts, err := m.spec.Build(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Stopped (a stop request, SIGTERM) while its parts were connecting: nothing was
+			// read, so there is nothing to drain, and it is a stop, not a failure.
+			log.Info("connector stopped while starting", "error", err)
+			return nil
+		}
 		log.Error("connector could not start", "error", err)
 		return err
 	}

@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -216,4 +217,38 @@ func TestOffsetsEditEpochAboveStored(t *testing.T) {
 			t.Fatalf("the run after the edit wrote %+v; want position 00104 at epoch 7", cp)
 		}
 	})
+}
+
+// A stop that comes while a connector is still being built (its parts connect to Kafka, its group
+// is set up) is a stop, not a failure: the Worker returns nil, so the process exits 0 on a
+// SIGTERM during its start.
+func TestStopWhileBuildingIsNotAFailure(t *testing.T) {
+	building := make(chan struct{})
+	spec := runtime.ConnectorSpec{
+		Name: "c1", Stream: stream, Store: runtimetest.NewMemoryStore(),
+		Build: func(ctx context.Context) (runtime.Parts, error) {
+			close(building)
+			<-ctx.Done()
+			return runtime.Parts{}, fmt.Errorf("wait for group coordination topic: %w", ctx.Err())
+		},
+	}
+	w, err := runtime.NewWorker(runtime.NewPool(1000, 1<<20), nil, nil, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	<-building
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run returned %v after a stop during the connector's start; want nil", err)
+	}
+	st, err := w.Status("c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != runtime.StateStopped || st.Error != "" {
+		t.Errorf("status %s %q after a stop during the start; want STOPPED with no error", st.State, st.Error)
+	}
 }

@@ -20,14 +20,19 @@ const repoRoot = "../.."
 // "-bookworm". Floating tags (latest, stable, edge, a bare major) do not match.
 var versionTag = regexp.MustCompile(`^v?\d+\.\d+(\.\d+)*([-.][0-9A-Za-z.]+)*$`)
 
-// docker-compose.yml loads with the compose-spec loader (what `docker compose config` runs),
-// every image is pinned, every mounted file exists, and shardbridge waits for its peers.
-func TestComposeFile(t *testing.T) {
+// loadCompose loads compose files (later ones override earlier ones, as with `docker compose
+// -f a -f b`) with the compose-spec loader, what `docker compose config` runs.
+func loadCompose(t *testing.T, files ...string) (*types.Project, string) {
+	t.Helper()
 	root, err := filepath.Abs(repoRoot)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, "docker-compose.yml")},
+	var paths []string
+	for _, f := range files {
+		paths = append(paths, filepath.Join(root, f))
+	}
+	opts, err := cli.NewProjectOptions(paths,
 		cli.WithWorkingDirectory(root),
 		// Only the defaults written in the file: the test must not depend on the caller's shell.
 		cli.WithEnv(nil),
@@ -40,9 +45,15 @@ func TestComposeFile(t *testing.T) {
 	defer cancel()
 	p, err := opts.LoadProject(ctx)
 	if err != nil {
-		t.Fatalf("docker-compose.yml does not load: %v", err)
+		t.Fatalf("%s do(es) not load: %v", strings.Join(files, " + "), err)
 	}
+	return p, root
+}
 
+// checkComposeServices checks every service: built from the Dockerfile or a pinned image,
+// dependencies on known services, mounted files that exist.
+func checkComposeServices(t *testing.T, p *types.Project) {
+	t.Helper()
 	for name, s := range p.Services {
 		switch {
 		case s.Build != nil:
@@ -77,6 +88,32 @@ func TestComposeFile(t *testing.T) {
 			}
 		}
 	}
+}
+
+// mountedConfig returns the one config file mounted into shardbridge's config folder, which
+// must be a file of configs/, mounted read-only.
+func mountedConfig(t *testing.T, root string, sb types.ServiceConfig) string {
+	t.Helper()
+	var mounted []string
+	for _, v := range sb.Volumes {
+		if v.Type == types.VolumeTypeBind && strings.HasPrefix(v.Target, "/etc/shardbridge/") {
+			mounted = append(mounted, v.Source)
+			if !v.ReadOnly {
+				t.Errorf("config mount %s is writable; mount it read-only", v.Target)
+			}
+		}
+	}
+	if len(mounted) != 1 || filepath.Dir(mounted[0]) != filepath.Join(root, "configs") {
+		t.Fatalf("shardbridge mounts %q; want one file of configs/ under /etc/shardbridge/ (the image loads every file there)", mounted)
+	}
+	return mounted[0]
+}
+
+// docker-compose.yml loads with the compose-spec loader (what `docker compose config` runs),
+// every image is pinned, every mounted file exists, and shardbridge waits for its peers.
+func TestComposeFile(t *testing.T) {
+	p, root := loadCompose(t, "docker-compose.yml")
+	checkComposeServices(t, p)
 
 	for _, want := range []string{"kinesis", "kafka", "kafka-setup", "kinesis-setup", "shardbridge"} {
 		if _, ok := p.Services[want]; !ok {
@@ -104,18 +141,7 @@ func TestComposeFile(t *testing.T) {
 
 	// The mounted config is one of configs/, lands in the folder the image runs, validates, and
 	// makes the API reachable from outside the container with a token.
-	var mounted string
-	for _, v := range sb.Volumes {
-		if v.Type == types.VolumeTypeBind && strings.HasPrefix(v.Target, "/etc/shardbridge/") {
-			mounted = v.Source
-			if !v.ReadOnly {
-				t.Errorf("config mount %s is writable; mount it read-only", v.Target)
-			}
-		}
-	}
-	if filepath.Dir(mounted) != filepath.Join(root, "configs") {
-		t.Fatalf("shardbridge mounts %q; want a file of configs/ under /etc/shardbridge/", mounted)
-	}
+	mounted := mountedConfig(t, root, sb)
 	cfg, err := loadConfig([]string{mounted})
 	if err != nil {
 		t.Fatalf("%s: %v", mounted, err)
@@ -128,6 +154,74 @@ func TestComposeFile(t *testing.T) {
 	}
 	if !publishes(sb, "8083") {
 		t.Errorf("shardbridge does not publish 8083")
+	}
+	if sb.Deploy != nil && sb.Deploy.Replicas != nil && *sb.Deploy.Replicas != 1 {
+		t.Errorf("shardbridge runs %d replicas without group mode: each would mirror every record", *sb.Deploy.Replicas)
+	}
+	for _, c := range cfg.Connectors {
+		if c.Group.Enabled {
+			t.Errorf("%s: connector %s is in group mode; docker-compose.group.yml is the group example", mounted, c.Name)
+		}
+	}
+}
+
+// docker-compose.group.yml, on top of docker-compose.yml, runs two replicas of shardbridge in
+// group mode: the stack still loads and is pinned, the replicas mount one config (in place of
+// compose.yaml) that validates and puts every connector in group mode with no fixed worker_id
+// (each replica's host name makes its own), and each replica's API is published on a port of
+// its own, with a token.
+func TestComposeGroupFile(t *testing.T) {
+	p, root := loadCompose(t, "docker-compose.yml", "docker-compose.group.yml")
+	checkComposeServices(t, p)
+	sb, ok := p.Services["shardbridge"]
+	if !ok {
+		t.Fatal("service shardbridge is missing")
+	}
+	if sb.Deploy == nil || sb.Deploy.Replicas == nil || *sb.Deploy.Replicas != 2 {
+		t.Fatalf("shardbridge deploy %+v; want 2 replicas", sb.Deploy)
+	}
+	if sb.Build == nil || sb.HealthCheck == nil {
+		t.Errorf("the replicas lost the build or the healthcheck of docker-compose.yml")
+	}
+	for _, dep := range []string{"kafka-setup", "kinesis-setup"} {
+		if c := sb.DependsOn[dep].Condition; c != types.ServiceConditionCompletedSuccessfully {
+			t.Errorf("shardbridge depends on %s with condition %q, want %q", dep, c, types.ServiceConditionCompletedSuccessfully)
+		}
+	}
+	mounted := mountedConfig(t, root, sb)
+	if filepath.Base(mounted) != "compose-group.yaml" {
+		t.Errorf("the replicas mount %s; want configs/compose-group.yaml", mounted)
+	}
+	cfg, err := loadConfig([]string{mounted})
+	if err != nil {
+		t.Fatalf("%s: %v", mounted, err)
+	}
+	if len(cfg.Connectors) == 0 {
+		t.Fatalf("%s has no connector", mounted)
+	}
+	for _, c := range cfg.Connectors {
+		if !c.Group.Enabled {
+			t.Errorf("%s: connector %s is not in group mode: both replicas would mirror every record", mounted, c.Name)
+		}
+	}
+	if cfg.WorkerID != "" {
+		t.Errorf("%s sets worker_id %q: both replicas would share it", mounted, cfg.WorkerID)
+	}
+	if cfg.HTTP.Addr != "0.0.0.0:8083" || cfg.HTTP.AuthToken == "" {
+		t.Errorf("%s: http.addr %q, token set %t; a container needs 0.0.0.0:8083 and a token", mounted, cfg.HTTP.Addr, cfg.HTTP.AuthToken != "")
+	}
+	if tok := sb.Environment["SHARDBRIDGE_HTTP__AUTH_TOKEN"]; tok == nil || *tok == "" {
+		t.Errorf("shardbridge's environment sets no SHARDBRIDGE_HTTP__AUTH_TOKEN default")
+	}
+	var published []string
+	for _, port := range sb.Ports {
+		if port.Target != 8083 {
+			t.Errorf("shardbridge publishes %s:%d; want only the API port 8083", port.Published, port.Target)
+		}
+		published = append(published, port.Published)
+	}
+	if len(published) != 1 || published[0] != "8083-8084" {
+		t.Errorf("shardbridge publishes %v; want one range of a host port per replica, 8083-8084", published)
 	}
 }
 

@@ -47,8 +47,8 @@ func TestConfigsDirValidates(t *testing.T) {
 			}
 		})
 	}
-	// The files the README and docker-compose.yml point at must be among them.
-	for _, want := range []string{"example.yaml", "example.toml", "localstack.yaml", "msk-iam.yaml", "compose.yaml"} {
+	// The files the README and the compose files point at must be among them.
+	for _, want := range []string{"example.yaml", "example.toml", "localstack.yaml", "msk-iam.yaml", "compose.yaml", "compose-group.yaml"} {
 		if !slices.Contains(checked, want) {
 			t.Errorf("configs/%s is missing", want)
 		}

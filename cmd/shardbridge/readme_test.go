@@ -287,7 +287,7 @@ func TestReadmeMetricsExposed(t *testing.T) {
 	if runErr == nil || !strings.Contains(runErr.Error(), "fail-big") {
 		t.Errorf("runConfig returned %v; want the failure of fail-big only", runErr)
 	}
-	for _, name := range []string{"mirror", "skip-big", "dead-letter"} {
+	for _, name := range []string{"mirror", "skip-big", "dead-letter", "group"} {
 		if runErr != nil && strings.Contains(runErr.Error(), name+":") {
 			t.Errorf("connector %s failed: %v", name, runErr)
 		}
@@ -319,24 +319,29 @@ type metricsScenario struct {
 	stop func() error
 }
 
-// startMetricsScenario runs the real runConfig against an in-process Kinesis and Kafka with four
+// startMetricsScenario runs the real runConfig against an in-process Kinesis and Kafka with five
 // connectors, so that every family gets a first sample over /metrics (labelled vectors appear only
 // then), and returns the first scrape that holds every family the README's metrics table lists:
 // a mirror of 300 records; a connector with errors.policy skip and a 512B max_message_bytes
 // reading a stream holding a 2KiB record (produce_errors_total{too_large},
 // records_skipped_total); the same with errors.policy fail (records_failed_total; the connector
-// ends FAILED); and a connector whose topic template renders a name longer than Kafka allows,
-// with errors.policy dlq (records_dead_lettered_total). Subscriptions live 500ms, so
+// ends FAILED); a connector whose topic template renders a name longer than Kafka allows,
+// with errors.policy dlq (records_dead_lettered_total); and a connector in group mode whose
+// group another worker (a second runConfig, started first, which owns both shards of its stream
+// until this process joins) shares, so that this process gets a shard handed over
+// (shardbridge_group_* and shardbridge_group_handover_seconds). Subscriptions live 500ms, so
 // subscriptions_ended_total{reason="expired"} appears. No name is checked only by descriptor.
 func startMetricsScenario(t *testing.T) *metricsScenario {
 	t.Helper()
 	documented, _, _ := readmeMetrics(t)
 
 	const (
-		mainStream = "readme-main"
-		bigStream  = "readme-big"
-		dlqTopic   = "readme-dlq"
-		mainCount  = 300
+		mainStream  = "readme-main"
+		bigStream   = "readme-big"
+		groupStream = "readme-group"
+		dlqTopic    = "readme-dlq"
+		mainCount   = 300
+		groupCount  = 100
 	)
 	// {stream}.{stream} renders 2 x 125 + 1 = 251 characters, over Kafka's 249.
 	longStream := "readme-dlq-" + strings.Repeat("x", 114)
@@ -345,13 +350,17 @@ func startMetricsScenario(t *testing.T) *metricsScenario {
 		kinesistest.WithStream(mainStream, 2),
 		kinesistest.WithStream(bigStream, 1),
 		kinesistest.WithStream(longStream, 1),
+		kinesistest.WithStream(groupStream, 2),
 		kinesistest.WithSubscriptionLifetime(500*time.Millisecond),
 	)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ks.Close() })
-	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, mainStream, bigStream, dlqTopic))
+	// The group connector's short session needs a broker that allows it (Kafka's default minimum
+	// is 6s).
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, mainStream, bigStream, dlqTopic, groupStream),
+		kfake.GroupMinSessionTimeout(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,9 +375,19 @@ func startMetricsScenario(t *testing.T) *metricsScenario {
 	// on a fresh cluster: the checkpoint store does not wait for a topic another connector has
 	// just created (TopicAlreadyExists), and a loser's first Load can then fail with
 	// UNKNOWN_TOPIC_OR_PARTITION. This test is about metrics, not that race.
+	// The group connector of this process and of the peer worker.
+	groupConnector := fmt.Sprintf(`  - name: group
+    source:
+      %s
+    sink:
+      kafka: {brokers: [%q], topic: %s}
+    checkpoint: {topic: _cp-group, interval: "200ms"}
+    group: {enabled: true, session_timeout: "3s", heartbeat_interval: "300ms", partitions: 8}
+`, source(groupStream), broker, groupStream)
 	text := fmt.Sprintf(`http:
   addr: "127.0.0.1:0"
 shutdown_timeout: "5s"
+worker_id: readme-scenario
 connectors:
   - name: mirror
     source:
@@ -397,15 +416,26 @@ connectors:
       kafka: {brokers: [%[5]q], topic: "{stream}.{stream}"}
     checkpoint: {topic: _cp-dead-letter, interval: "200ms"}
     errors: {policy: dlq, dlq_topic: %[8]s}
-`, source(mainStream), source(bigStream), source(bigStream), source(longStream), broker, mainStream, bigStream, dlqTopic)
-	path := filepath.Join(t.TempDir(), "metrics.yaml")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
+`, source(mainStream), source(bigStream), source(bigStream), source(longStream), broker, mainStream, bigStream, dlqTopic) + groupConnector
+	loadConfig := func(name, text string) *config.Config {
+		t.Helper()
+		path := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(registry(), []string{path}, nil)
+		if err != nil {
+			t.Fatalf("scenario config %s: %v", name, err)
+		}
+		return cfg
 	}
-	cfg, err := config.Load(registry(), []string{path}, nil)
-	if err != nil {
-		t.Fatalf("scenario config: %v", err)
-	}
+	cfg := loadConfig("metrics.yaml", text)
+	peerCfg := loadConfig("peer.yaml", `http:
+  addr: "127.0.0.1:0"
+shutdown_timeout: "5s"
+worker_id: readme-peer
+connectors:
+`+groupConnector)
 
 	put := func(stream string, n, size int) {
 		t.Helper()
@@ -423,9 +453,11 @@ connectors:
 	put(mainStream, mainCount, 64)
 	put(bigStream, 1, 2048)
 	put(longStream, 1, 64)
+	put(groupStream, groupCount, 64)
 
 	var logs syncbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	startPeerWorker(t, peerCfg, log, &logs)
 	ctx, cancel := context.WithCancel(context.Background())
 	startedCh := make(chan started, 1)
 	runDone := make(chan error, 1)
@@ -464,7 +496,8 @@ connectors:
 			samples[`shardbridge_records_acked_total{connector="mirror"}`] >= mainCount &&
 			samples[`shardbridge_records_dead_lettered_total{connector="dead-letter"}`] >= 1 &&
 			samples[`shardbridge_records_skipped_total{connector="skip-big"}`] >= 1 &&
-			samples[`shardbridge_records_failed_total{connector="fail-big"}`] >= 1
+			samples[`shardbridge_records_failed_total{connector="fail-big"}`] >= 1 &&
+			samples[`shardbridge_group_handover_seconds_count{connector="group"}`] >= 1
 		if done {
 			break
 		}
@@ -485,6 +518,44 @@ connectors:
 		}
 	}
 	return &metricsScenario{families: families, samples: samples, stop: stop}
+}
+
+// startPeerWorker runs cfg (a group connector) as a second worker of its group, in this test
+// process, until the test's cleanup, and waits until it owns every shard of its stream: the
+// scenario's process then joins the group and gets its share handed over.
+func startPeerWorker(t *testing.T, cfg *config.Config, log *slog.Logger, logs *syncbuf.Buffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	startedCh := make(chan started, 1)
+	done := make(chan error, 1)
+	go func() { done <- runConfig(ctx, cfg, log, runOptions{onStart: func(s started) { startedCh <- s }}) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("peer worker: %v", err)
+		}
+	})
+	var st started
+	select {
+	case st = <-startedCh:
+	case err := <-done:
+		t.Fatalf("peer worker did not start: %v\n%s", err, logs.String())
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s, err := st.Worker.Status("group")
+		if err == nil && len(s.OwnedShards) == 2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("peer worker owns %v after 30s (%v); want both shards\n%s", s.OwnedShards, err, logs.String())
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case err := <-done:
+			t.Fatalf("peer worker ended early: %v\n%s", err, logs.String())
+		}
+	}
 }
 
 // exposedLabels returns the sorted label names of each family's samples (without a histogram's
