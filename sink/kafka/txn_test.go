@@ -3,24 +3,35 @@ package kafka
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/shardbridge/shardbridge/runtime"
+	"github.com/shardbridge/shardbridge/runtime/config"
 )
 
 // txnSink starts a transactional sink (and its checkpoint store) on the cluster of cfg.
 func txnSink(t *testing.T, ctx context.Context, cfg Config, id string) (*Sink, *CheckpointStore) {
+	t.Helper()
+	return txnSinkTimeout(t, ctx, cfg, id, 10*time.Second)
+}
+
+// txnSinkTimeout is txnSink with the transaction timeout given.
+func txnSinkTimeout(t *testing.T, ctx context.Context, cfg Config, id string, timeout time.Duration) (*Sink, *CheckpointStore) {
 	t.Helper()
 	store, err := NewCheckpointStore(ctx, cfg, "_checkpoints", WithConnector("c1"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close(context.Background()) })
-	s, err := NewSink(ctx, cfg, WithConnector("c1"), fastRetries, WithTransactions(TxnOptions{ID: id, Timeout: 10 * time.Second, Store: store}))
+	s, err := NewSink(ctx, cfg, WithConnector("c1"), fastRetries, WithTransactions(TxnOptions{ID: id, Timeout: timeout, Store: store}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,5 +195,93 @@ func TestTxnZombieFencedByGroupGeneration(t *testing.T) {
 	}
 	if n := count(t, ctx, cfg, "mirror.orders", kgo.ReadCommitted()); n != 5 {
 		t.Fatalf("read_committed sees %d records; want only the 5 committed while a member", n)
+	}
+}
+
+// A transaction the broker timed out (the process was frozen past the transaction timeout, say)
+// is refused like a fenced one, but nobody else took the transactional id: the commit reports an
+// aborted transaction, not a fence, none of it becomes visible, and the sink goes on with a new
+// producer whose transactions commit.
+func TestTxnTimedOutAtTheBrokerIsNotAFence(t *testing.T) {
+	_, cfg := newCluster(t)
+	ctx := testCtx(t)
+	const id = "shardbridge-c1"
+	s, store := txnSinkTimeout(t, ctx, cfg, id, time.Second)
+	writeN(t, ctx, s, 0, 5)
+	if err := s.Commit(ctx, checkpointAt(4), nil); err != nil {
+		t.Fatal(err)
+	}
+	writeN(t, ctx, s, 5, 5) // the transaction the broker times out
+	adm := kadm.NewClient(s.cl)
+	pollUntil(t, 30*time.Second, "the broker to abort the transaction at its timeout", func() bool {
+		d, err := adm.DescribeTransactions(ctx, id)
+		if err != nil {
+			return false
+		}
+		st := d[id].State
+		return st != "" && st != "Ongoing"
+	})
+	err := s.Commit(ctx, checkpointAt(9), nil)
+	if err == nil || errors.Is(err, runtime.ErrFenced) {
+		t.Fatalf("the commit of a transaction the broker timed out returned %v; want an aborted transaction, not a fence", err)
+	}
+	writeN(t, ctx, s, 10, 5)
+	if err := s.Commit(ctx, checkpointAt(14), nil); err != nil {
+		t.Fatalf("the commit after the timed-out transaction: %v", err)
+	}
+	if n := count(t, ctx, cfg, "mirror.orders", kgo.ReadCommitted()); n != 10 {
+		t.Fatalf("read_committed sees %d records; want the 10 of the two committed transactions", n)
+	}
+	cps, err := store.Load(ctx, "c1", "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cps) != 1 || cps[0].Mark.Position != makeRecord("orders", "s0", "k", 14, time.Now()).Position {
+		t.Fatalf("loaded %+v; want the checkpoint at 14", cps)
+	}
+}
+
+// A commit whose records Kafka does not take gives up at three quarters of the transaction
+// timeout and aborts the transaction itself, while the producer still can: it reports an abort,
+// never a fence, and the next transaction commits once Kafka takes records again.
+func TestTxnCommitAbortsBeforeTheTransactionTimesOut(t *testing.T) {
+	c, cfg := newCluster(t, kfake.SeedTopics(2, "mirror.orders"))
+	cfg.DeliveryTimeout = config.Duration(time.Minute)
+	ctx := testCtx(t)
+	const timeout = 2 * time.Second
+	s, _ := txnSinkTimeout(t, ctx, cfg, "shardbridge-c1", timeout)
+	fault := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "mirror.orders", Err: kerr.NotLeaderForPartition, Count: -1})
+	a := newAcks()
+	recs := make([]runtime.Record, 10)
+	for i := range recs {
+		recs[i] = makeRecord("orders", "s0", fmt.Sprintf("k%d", i), i, time.Now())
+	}
+	start := time.Now()
+	if err := s.Write(ctx, recs, a.ack); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*timeout)
+	err := s.Commit(cctx, checkpointAt(9), nil)
+	cancel()
+	took := time.Since(start)
+	if err == nil || errors.Is(err, runtime.ErrFenced) {
+		t.Fatalf("the commit of records Kafka refused returned %v after %s; want an abort before the %s transaction timeout", err, took, timeout)
+	}
+	if took >= timeout {
+		t.Errorf("the commit aborted %s after the first record; want within the %s transaction timeout", took, timeout)
+	}
+	a.wait(ctx, t, len(recs))
+	for i := range recs {
+		if err, _ := a.get(recID(&recs[i])); err == nil {
+			t.Errorf("record %d acked without error in an aborted transaction", i)
+		}
+	}
+	fault.Remove()
+	writeN(t, ctx, s, 10, 5)
+	if err := s.Commit(ctx, checkpointAt(14), nil); err != nil {
+		t.Fatalf("the commit once Kafka takes records again: %v", err)
+	}
+	if n := count(t, ctx, cfg, "mirror.orders", kgo.ReadCommitted()); n != 5 {
+		t.Fatalf("read_committed sees %d records; want the 5 of the committed transaction", n)
 	}
 }
