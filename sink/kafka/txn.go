@@ -37,7 +37,8 @@ import (
 // abort is refused with the same errors as a fenced one's (INVALID_PRODUCER_EPOCH,
 // PRODUCER_FENCED), which franz-go cannot recover from under KIP-890's transactions. So:
 //   - a commit waits for the transaction's records only until three quarters of the timeout
-//     since its first record (txnDeadline), then aborts it itself, while it still can;
+//     since its first record (txnDeadline), then aborts it itself, while it still can; a commit
+//     that starts past that point aborts at once;
 //   - a refusal that comes once the transaction has been open for its whole timeout or longer
 //     (the process was frozen or starved, or the broker was slow to answer) is taken as the
 //     broker's timeout: the sink replaces its producer with a new client of the same
@@ -86,7 +87,13 @@ func (s *Sink) Commit(ctx context.Context, marks func() ([]runtime.Checkpoint, e
 	if err := s.ensureProducerLocked(ctx); err != nil {
 		return fmt.Errorf("commit transaction: %w", err)
 	}
-	fctx, cancel := context.WithDeadline(ctx, s.txnDeadline())
+	deadline := s.txnDeadline()
+	if s.txnBegan.Load() != 0 && !s.now().Before(deadline) {
+		// Past the deadline already (the process was frozen or starved): the broker may
+		// abort the transaction any moment, or has; committing would race it.
+		return s.abortLocked(ctx, fmt.Errorf("commit transaction: it has been open for three quarters of its timeout (%s) or longer; aborting it rather than race the broker's abort", s.txn.Timeout))
+	}
+	fctx, cancel := context.WithDeadline(ctx, deadline)
 	err := s.Flush(fctx)
 	cancel()
 	if err != nil {
@@ -115,11 +122,18 @@ func (s *Sink) Commit(ctx context.Context, marks func() ([]runtime.Checkpoint, e
 			recs[i] = &kgo.Record{Topic: s.txn.Store.topic, Key: checkpointKey(cp.Connector, cp.Stream, cp.Shard), Value: val}
 		}
 		if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			if isFenced(err) {
+				return s.refusedLocked(ctx, "commit", fmt.Errorf("write checkpoints: %w", err))
+			}
 			return s.abortLocked(ctx, fmt.Errorf("commit transaction: write checkpoints: %w", err))
 		}
 	}
 	if fence != nil && fence.Slot >= 0 {
 		if err := s.commitGroupOffset(ctx, prod, fence); err != nil {
+			if isFenced(err) {
+				// The transaction coordinator refused the producer, not the group its member.
+				return s.refusedLocked(ctx, "commit", fmt.Errorf("add the group's offsets: %w", err))
+			}
 			return s.abortLocked(ctx, fmt.Errorf("commit transaction: the group refused this worker's membership: %w", err))
 		}
 	}
@@ -274,7 +288,7 @@ func (s *Sink) ensureProducerLocked(ctx context.Context) error {
 func (s *Sink) commitGroupOffset(ctx context.Context, prod *kgo.Client, f *runtime.Lease) error {
 	id, epoch, err := prod.ProducerID(ctx)
 	if err != nil {
-		return txnErr(err)
+		return err
 	}
 	add := kmsg.NewPtrAddOffsetsToTxnRequest()
 	add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = s.txn.ID, id, epoch, f.Group
@@ -285,7 +299,7 @@ func (s *Sink) commitGroupOffset(ctx context.Context, prod *kgo.Client, f *runti
 		}
 		return kerr.ErrorForCode(resp.ErrorCode)
 	}); err != nil {
-		return fmt.Errorf("add the group's offsets to the transaction: %w", txnErr(err))
+		return fmt.Errorf("add the group's offsets to the transaction: %w", err)
 	}
 	req := kmsg.NewPtrTxnOffsetCommitRequest()
 	req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = s.txn.ID, f.Group, id, epoch

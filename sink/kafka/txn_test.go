@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -283,5 +284,109 @@ func TestTxnCommitAbortsBeforeTheTransactionTimesOut(t *testing.T) {
 	}
 	if n := count(t, ctx, cfg, "mirror.orders", kgo.ReadCommitted()); n != 5 {
 		t.Fatalf("read_committed sees %d records; want the 5 of the committed transaction", n)
+	}
+}
+
+// In group mode too, a transaction the broker timed out is not a fence, whichever request is
+// refused first: here the commit writes no checkpoint, so the first is AddOffsetsToTxn, which
+// carries the worker's membership (KIP-447). The worker is still a member; the commit reports
+// an aborted transaction, and the next commits as a member go through.
+func TestTxnTimedOutInGroupModeIsNotAFence(t *testing.T) {
+	c, cfg := newCluster(t)
+	ctx := testCtx(t)
+	if err := c.CreateTopic("_coord", 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	member, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumerGroup("g1"), kgo.ConsumeTopics("_coord"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer member.Close()
+	var memberID string
+	var gen int32
+	pollUntil(t, 30*time.Second, "the member joined the group", func() bool {
+		pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		member.PollFetches(pctx)
+		cancel()
+		memberID, gen = member.GroupMetadata()
+		return memberID != "" && gen > 0
+	})
+	md, err := kadm.NewClient(member).Metadata(ctx, "_coord")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease := &runtime.Lease{Epoch: int64(gen), Group: "g1", Member: memberID, Topic: "_coord", TopicID: md.Topics["_coord"].ID, Slot: 0}
+	const id = "shardbridge-c1-w1"
+	s, _ := txnSinkTimeout(t, ctx, cfg, id, time.Second)
+	writeN(t, ctx, s, 0, 5)
+	adm := kadm.NewClient(s.cl)
+	pollUntil(t, 30*time.Second, "the broker to abort the transaction at its timeout", func() bool {
+		d, err := adm.DescribeTransactions(ctx, id)
+		if err != nil {
+			return false
+		}
+		st := d[id].State
+		return st != "" && st != "Ongoing"
+	})
+	noCheckpoints := func() ([]runtime.Checkpoint, error) { return nil, nil }
+	err = s.Commit(ctx, noCheckpoints, lease)
+	if err == nil || errors.Is(err, runtime.ErrFenced) {
+		t.Fatalf("the commit of a transaction the broker timed out returned %v; want an aborted transaction, not a fence", err)
+	}
+	writeN(t, ctx, s, 5, 5)
+	if err := s.Commit(ctx, checkpointAt(9), lease); err != nil {
+		t.Fatalf("the commit after the timed-out transaction, as a member: %v", err)
+	}
+	if n := count(t, ctx, cfg, "mirror.orders", kgo.ReadCommitted()); n != 5 {
+		t.Fatalf("read_committed sees %d records; want the 5 of the committed transaction", n)
+	}
+}
+
+// A commit that starts when its transaction has been open for three quarters of its timeout or
+// longer (by the sink's clock: the process was frozen, say) aborts it rather than race the
+// broker's abort; the next transaction commits.
+func TestTxnCommitPastItsDeadlineAborts(t *testing.T) {
+	_, cfg := newCluster(t)
+	ctx := testCtx(t)
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	advance := func(d time.Duration) {
+		mu.Lock()
+		now = now.Add(d)
+		mu.Unlock()
+	}
+	const timeout = 10 * time.Second
+	store, err := NewCheckpointStore(ctx, cfg, "_checkpoints", WithConnector("c1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close(context.Background()) })
+	s, err := NewSink(ctx, cfg, WithConnector("c1"), fastRetries, WithClock(clock),
+		WithTransactions(TxnOptions{ID: "shardbridge-c1", Timeout: timeout, Store: store}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	writeN(t, ctx, s, 0, 5)
+	if err := s.Commit(ctx, checkpointAt(4), nil); err != nil {
+		t.Fatal(err)
+	}
+	writeN(t, ctx, s, 5, 5)
+	advance(timeout * 3 / 4)
+	err = s.Commit(ctx, checkpointAt(9), nil)
+	if err == nil || errors.Is(err, runtime.ErrFenced) {
+		t.Fatalf("the commit of a transaction open for three quarters of its timeout returned %v; want it aborted", err)
+	}
+	writeN(t, ctx, s, 10, 5)
+	if err := s.Commit(ctx, checkpointAt(14), nil); err != nil {
+		t.Fatalf("the next commit: %v", err)
+	}
+	if n := count(t, ctx, cfg, "mirror.orders", kgo.ReadCommitted()); n != 10 {
+		t.Fatalf("read_committed sees %d records; want the 10 of the two committed transactions, not the 5 of the aborted one", n)
 	}
 }
