@@ -729,3 +729,51 @@ func shardIDs(n int) []string {
 	}
 	return ids
 }
+
+// errorsTB records Errorf calls, so that a checker's own test can see what it reports.
+type errorsTB struct {
+	testing.TB
+	errs []string
+}
+
+func (r *errorsTB) Helper() {}
+
+func (r *errorsTB) Errorf(format string, args ...any) {
+	r.errs = append(r.errs, fmt.Sprintf(format, args...))
+}
+
+// TestCheckpointsForwardCheck pins assertCheckpointsForward: it must see each way a checkpoint can
+// go wrong, and pass a history that only moves forward.
+func TestCheckpointsForwardCheck(t *testing.T) {
+	cp := func(offset int64, shard, seq string, sub int64, end bool, epoch int64) committedCheckpoint {
+		return committedCheckpoint{offset: offset, shard: shard, seq: seq, sub: sub, end: end, owner: "w", epoch: epoch}
+	}
+	good := []committedCheckpoint{cp(0, "s0", "100", 0, false, 1), cp(1, "s1", "7", 0, false, 1), cp(2, "s0", "100", 3, false, 1),
+		cp(3, "s0", "250", 0, false, 2), cp(4, "s0", "250", 0, true, 2), cp(5, "s0", "250", 0, true, 3)}
+	cases := []struct {
+		name string
+		hist []committedCheckpoint
+		want string // "" for no error
+	}{
+		{"forward", good, ""},
+		{"backwards", append(slices.Clone(good[:4]), cp(9, "s0", "99", 0, false, 2)), "moved backwards"},
+		{"backwards within a sequence", []committedCheckpoint{cp(0, "s0", "100", 3, false, 1), cp(1, "s0", "100", 2, false, 1)}, "moved backwards"},
+		{"past the end", append(slices.Clone(good[:5]), cp(9, "s0", "251", 0, true, 2)), "after the shard's end"},
+		{"end undone", append(slices.Clone(good[:5]), cp(9, "s0", "250", 0, false, 2)), "after the shard's end"},
+		{"older owner", append(slices.Clone(good[:4]), cp(9, "s0", "300", 0, false, 1)), "lower owner epoch"},
+		{"none", nil, "no committed checkpoint"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rec := &errorsTB{TB: t}
+			assertCheckpointsForward(rec, c.hist)
+			got := strings.Join(rec.errs, "; ")
+			switch {
+			case c.want == "" && got != "":
+				t.Errorf("errors %q for a history that only moves forward", got)
+			case c.want != "" && !strings.Contains(got, c.want):
+				t.Errorf("errors %q; want one about %q", got, c.want)
+			}
+		})
+	}
+}
