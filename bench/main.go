@@ -32,7 +32,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: go run ./bench [flags] memory|throughput|all")
+		fmt.Fprintln(stderr, "usage: go run ./bench [flags] memory|throughput|latency|all")
 		fs.PrintDefaults()
 	}
 	var o options
@@ -45,10 +45,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if fs.NArg() != 1 || o.repeat < 1 || o.scale <= 0 {
 		fs.Usage()
-		return errors.New("name one suite: memory, throughput or all")
+		return errors.New("name one suite: memory, throughput, latency or all")
 	}
 	suite := fs.Arg(0)
-	if suite != "memory" && suite != "throughput" && suite != "all" {
+	if suite != "memory" && suite != "throughput" && suite != "latency" && suite != "all" {
 		fs.Usage()
 		return fmt.Errorf("unknown suite %q", suite)
 	}
@@ -78,6 +78,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if suite == "throughput" || suite == "all" {
 		if err := b.throughput(ctx); err != nil {
 			return fmt.Errorf("throughput: %w", err)
+		}
+	}
+	if suite == "latency" || suite == "all" {
+		if err := b.latency(ctx); err != nil {
+			return fmt.Errorf("latency: %w", err)
 		}
 	}
 	fmt.Fprintf(stdout, "\nbench %s finished in %s; load average now %s\n", suite, time.Since(start).Round(time.Second), loadavg())
