@@ -33,7 +33,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: go run ./bench [flags] memory|throughput|group|all")
+		fmt.Fprintln(stderr, "usage: go run ./bench [flags] memory|throughput|latency|group|all")
 		fs.PrintDefaults()
 	}
 	var o options
@@ -47,10 +47,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if fs.NArg() != 1 || o.repeat < 1 || o.scale <= 0 || o.failovers < 0 {
 		fs.Usage()
-		return errors.New("name one suite: memory, throughput, group or all")
+		return errors.New("name one suite: memory, throughput, latency, group or all")
 	}
 	suite := fs.Arg(0)
-	if suite != "memory" && suite != "throughput" && suite != "group" && suite != "all" {
+	if suite != "memory" && suite != "throughput" && suite != "latency" && suite != "group" && suite != "all" {
 		fs.Usage()
 		return fmt.Errorf("unknown suite %q", suite)
 	}
@@ -80,6 +80,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if suite == "throughput" || suite == "all" {
 		if err := b.throughput(ctx); err != nil {
 			return fmt.Errorf("throughput: %w", err)
+		}
+	}
+	if suite == "latency" || suite == "all" {
+		if err := b.latency(ctx); err != nil {
+			return fmt.Errorf("latency: %w", err)
 		}
 	}
 	if suite == "group" || suite == "all" {

@@ -27,7 +27,9 @@ import (
 // With BENCH_HEAPPROFILE=path it writes a heap profile once the pool has been more than half
 // full for a moment, which shows what is live besides the pool. BENCH_ACK_DELAY (a duration)
 // delays Kafka's produce responses, as the memory suite does; BENCH_POOL_BYTES sets the pool's
-// byte limit (default 64MiB; its record limit is high, so bytes bind).
+// byte limit (default 64MiB; its record limit is high, so bytes bind). BENCH_DELIVERY=exactly_once
+// runs the connector in transactions, as connectors[].delivery exactly_once does, and reports the
+// transactions and their mean commit time too.
 func BenchmarkMirror(b *testing.B) {
 	for _, c := range []struct {
 		name         string
@@ -83,7 +85,13 @@ func benchMirror(b *testing.B, size, shards int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	sink, err := kafka.NewSink(ctx, sinkCfg, kafka.WithConnector("bench"), kafka.WithLogger(log), kafka.WithRegisterer(reg))
+	sinkOpts := []kafka.Option{kafka.WithConnector("bench"), kafka.WithLogger(log), kafka.WithRegisterer(reg)}
+	delivery := runtime.DeliveryAtLeastOnce
+	if os.Getenv("BENCH_DELIVERY") == string(runtime.DeliveryExactlyOnce) {
+		delivery = runtime.DeliveryExactlyOnce
+		sinkOpts = append(sinkOpts, kafka.WithTransactions(kafka.TxnOptions{ID: "shardbridge-bench", Timeout: 15 * time.Second, Store: store}))
+	}
+	sink, err := kafka.NewSink(ctx, sinkCfg, sinkOpts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -94,7 +102,7 @@ func benchMirror(b *testing.B, size, shards int) {
 	}
 	conn, err := runtime.NewConnector(runtime.ConnectorOptions{Name: "bench", Source: src, Sink: sink, Store: store, Pool: pool,
 		CheckpointInterval: time.Duration(config.DefaultCheckpointEvery), ShutdownTimeout: 30 * time.Second,
-		ErrorPolicy: runtime.PolicyFail, Owner: runtime.Owner{ID: "bench"}, Logger: log, Metrics: metrics})
+		ErrorPolicy: runtime.PolicyFail, Owner: runtime.Owner{ID: "bench"}, Logger: log, Metrics: metrics, Delivery: delivery})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -130,6 +138,29 @@ func benchMirror(b *testing.B, size, shards int) {
 	_ = sink.Close(ctx)
 	_ = store.Close(ctx)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	if delivery == runtime.DeliveryExactlyOnce {
+		n, sum := commitSeconds(b, reg)
+		b.ReportMetric(n, "commits")
+		b.ReportMetric(sum/max(n, 1)*1000, "ms/commit")
+	}
+}
+
+// commitSeconds returns how many checkpoint commits (under exactly_once: transaction commits
+// with checkpoints) were observed and their total seconds.
+func commitSeconds(b *testing.B, reg *prometheus.Registry) (n, sum float64) {
+	mfs, err := reg.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "shardbridge_checkpoint_commit_seconds" {
+			for _, m := range mf.GetMetric() {
+				n += float64(m.GetHistogram().GetSampleCount())
+				sum += m.GetHistogram().GetSampleSum()
+			}
+		}
+	}
+	return n, sum
 }
 
 func writeHeapProfile(b *testing.B, path string) {

@@ -14,10 +14,12 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Which program a run measures.
+// Which program a run measures: shardbridge with delivery at_least_once (the default) or
+// exactly_once, or the floor.
 const (
-	progShardbridge = "shardbridge"
-	progFloor       = "floor"
+	progShardbridge    = "shardbridge"
+	progShardbridgeEOS = "shardbridge-eos"
+	progFloor          = "floor"
 )
 
 // runSpec is one mirror run: a fresh Kafka, a fresh EFO consumer, the whole stream from
@@ -32,6 +34,7 @@ type runSpec struct {
 	liveFor     time.Duration // length of the live phase
 	consumer    string        // EFO consumer name, new for every run
 	env         []string      // added to the child's environment, e.g. SHARDBRIDGE_MEMORY_LIMIT=off
+	interval    time.Duration // checkpoint.interval (shardbridge only); 0: 5s, the default
 }
 
 // runResult is what one run measured.
@@ -40,6 +43,12 @@ type runResult struct {
 	steady     int64         // records acked between the first and the last sample
 	steadyTime time.Duration // time from the first sample with an ack to the last record's ack
 	steadyCPU  float64       // child CPU seconds over the same span
+	// to90 and to90Time are the records acked from the first sample with an ack to the first
+	// sample with 90% of the backlog acked, and that span: the rate before the end of the
+	// backlog. Under exactly_once the last records are acknowledged when their transaction
+	// commits, up to a checkpoint.interval after they were written, which the whole span counts.
+	to90       int64
+	to90Time   time.Duration
 	toFirstAck time.Duration // from exec to the first sample with an ack
 	peakPool   float64       // highest shardbridge_pool_used_bytes seen
 	peakRSS    int64         // VmHWM when the last backlog record was acknowledged
@@ -53,6 +62,7 @@ type runResult struct {
 	inTopic    int64         // records in the Kafka topic at the end
 	want       int64         // records written to the stream in all (backlog + live)
 	latencies  []time.Duration
+	liveCPU    float64 // child CPU seconds over the live phase
 	loadavg    string
 }
 
@@ -75,7 +85,7 @@ func mirror(ctx context.Context, bins binaries, kp *kinesisPeer, spec runSpec, w
 	var bin string
 	var args []string
 	switch spec.prog {
-	case progShardbridge:
+	case progShardbridge, progShardbridgeEOS:
 		path := filepath.Join(workDir, spec.consumer+".yaml")
 		if err := os.WriteFile(path, []byte(shardbridgeConfig(spec, addr, kp.srv.Endpoint(), kf.broker)), 0o600); err != nil {
 			return res, err
@@ -98,22 +108,25 @@ func mirror(ctx context.Context, bins binaries, kp *kinesisPeer, spec runSpec, w
 		return res, fmt.Errorf("%s: %w", spec.prog, err)
 	}
 	if spec.liveRate > 0 {
+		cpu0, _ := ch.cpuSeconds()
 		lat, err := livePhase(ctx, ch, kp, kf, spec)
 		if err != nil {
 			return res, fmt.Errorf("%s live phase: %w", spec.prog, err)
 		}
-		res.latencies = lat
+		cpu1, _ := ch.cpuSeconds()
+		res.latencies, res.liveCPU = lat, cpu1-cpu0
 	}
 	res.want = kp.written.Load()
 	res.total, err = ch.stop(60 * time.Second)
 	if err != nil {
 		return res, fmt.Errorf("%s: %w", spec.prog, err)
 	}
-	ends, err := kf.endOffsets(ctx)
+	// Read committed: under exactly_once the end offsets also count transaction markers, and
+	// the records of aborted transactions, which a read_committed consumer never sees.
+	res.inTopic, err = kf.countCommitted(ctx)
 	if err != nil {
 		return res, err
 	}
-	res.inTopic = sumOffsets(ends)
 	return res, nil
 }
 
@@ -159,6 +172,9 @@ func (r *runResult) waitBacklog(ctx context.Context, ch *child, want int64, star
 			firstAt, firstN, firstCPU, firstGC = now, acked, cpu, m["go_cpu_classes_gc_total_cpu_seconds_total"]
 			r.toFirstAck = now.Sub(started)
 		}
+		if r.to90Time == 0 && !firstAt.IsZero() && acked >= 0.9*float64(want) {
+			r.to90, r.to90Time = int64(acked-firstN), now.Sub(firstAt)
+		}
 		if acked >= float64(want) {
 			r.steady = int64(acked - firstN)
 			r.steadyTime = now.Sub(firstAt)
@@ -175,8 +191,9 @@ func (r *runResult) waitBacklog(ctx context.Context, ch *child, want int64, star
 }
 
 // livePhase writes spec.liveRate records a second for spec.liveFor while the child is caught up,
-// and reads them back from Kafka as they come: each record's latency is the time it was fetched
-// minus its Kafka timestamp, which the sink sets to the Kinesis ApproximateArrivalTimestamp.
+// and reads them back from Kafka read_committed as they come: each record's latency is the time
+// it was fetched minus its Kafka timestamp, which the sink sets to the Kinesis
+// ApproximateArrivalTimestamp.
 func livePhase(ctx context.Context, ch *child, kp *kinesisPeer, kf *kafkaPeer, spec runSpec) ([]time.Duration, error) {
 	ends, err := kf.endOffsets(ctx)
 	if err != nil {
@@ -188,7 +205,11 @@ func livePhase(ctx context.Context, ch *child, kp *kinesisPeer, kf *kafkaPeer, s
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(kf.broker),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{benchTopic: offsets}),
-		kgo.FetchMaxWait(100*time.Millisecond))
+		kgo.FetchMaxWait(100*time.Millisecond),
+		// What a consumer of an exactly_once mirror sees: records once their transaction
+		// commits. Without transactions (at_least_once, the floor) it is the same as
+		// read_uncommitted.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		return nil, err
 	}
@@ -220,6 +241,14 @@ func livePhase(ctx context.Context, ch *child, kp *kinesisPeer, kf *kafkaPeer, s
 }
 
 func shardbridgeConfig(spec runSpec, addr, endpoint, broker string) string {
+	delivery := "at_least_once"
+	if spec.prog == progShardbridgeEOS {
+		delivery = "exactly_once"
+	}
+	interval := spec.interval
+	if interval == 0 {
+		interval = 5 * time.Second
+	}
 	return fmt.Sprintf(`http:
   addr: %q
 pool:
@@ -248,8 +277,9 @@ connectors:
         topic: %s
     checkpoint:
       topic: _shardbridge_checkpoints
-      interval: "5s"
-`, addr, spec.poolRecords, spec.poolBytes, benchStream, endpoint, spec.consumer, broker, benchTopic)
+      interval: %q
+    delivery: %s
+`, addr, spec.poolRecords, spec.poolBytes, benchStream, endpoint, spec.consumer, broker, benchTopic, interval.String(), delivery)
 }
 
 func loadavg() string {
@@ -284,6 +314,15 @@ func (r runResult) cpuPerMillion() float64 { return r.steadyCPU / float64(max(r.
 
 // gcPercent is the garbage collector's share of the child's CPU over the steady span, in percent.
 func (r runResult) gcPercent() float64 { return 100 * r.gcCPU / max(r.steadyCPU, 1e-9) }
+
+// rate90 is records per second up to 90% of the backlog, 0 when the span was too short to
+// measure.
+func (r runResult) rate90() float64 {
+	if r.to90 <= 0 || r.to90Time <= 0 {
+		return 0
+	}
+	return float64(r.to90) / r.to90Time.Seconds()
+}
 
 // rate is records per second over the steady span, 0 when the span was too short to measure.
 func (r runResult) rate() float64 {

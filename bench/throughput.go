@@ -53,8 +53,8 @@ func (b *bench) throughput(ctx context.Context) error {
 			return err
 		}
 		for i := range b.o.repeat {
-			// Alternate the programs so that both see the same changes in the machine's load.
-			for _, prog := range []string{progShardbridge, progFloor} {
+			// Alternate the programs so that all see the same changes in the machine's load.
+			for _, prog := range []string{progShardbridge, progShardbridgeEOS, progFloor} {
 				spec := runSpec{prog: prog, partitions: tpPartitions, poolBytes: tpPoolBytes, poolRecords: tpPoolRecords,
 					liveRate: c.liveRate, liveFor: tpLiveFor, consumer: b.consumer(prog)}
 				b.logf("throughput: %s, %d-byte records, %d shards, backlog %d, run %d", prog, c.size, c.shards, kp.written.Load(), i+1)
@@ -77,11 +77,11 @@ func (b *bench) throughput(ctx context.Context) error {
 		kp.Close()
 	}
 
-	fmt.Fprintf(b.out, "\n## Throughput\n\n| record | shards | program | run | backlog records | records/s | MB/s | CPU-s per 1M records | live p50 | live p99 | peak RSS MiB | load avg |\n")
-	fmt.Fprintf(b.out, "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	fmt.Fprintf(b.out, "\n## Throughput\n\n| record | shards | program | run | backlog records | records/s | MB/s | records/s to 90%% | CPU-s per 1M records | live p50 | live p99 | peak RSS MiB | load avg |\n")
+	fmt.Fprintf(b.out, "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(b.out, "| %d B | %d | %s | %d | %d | %.0f | %.1f | %.2f | %s | %s | %s | %s |\n",
-			r.cfg.size, r.cfg.shards, r.prog, r.run, r.res.backlog, r.recordsPerSec(), r.recordsPerSec()*float64(r.cfg.size)/1e6,
+		fmt.Fprintf(b.out, "| %d B | %d | %s | %d | %d | %.0f | %.1f | %.0f | %.2f | %s | %s | %s | %s |\n",
+			r.cfg.size, r.cfg.shards, r.prog, r.run, r.res.backlog, r.recordsPerSec(), r.recordsPerSec()*float64(r.cfg.size)/1e6, r.res.rate90(),
 			r.cpuPerMillion(), ms(percentile(r.res.latencies, 50)), ms(percentile(r.res.latencies, 99)), mibs(float64(r.res.peakRSS)), r.res.loadavg)
 	}
 	fmt.Fprintf(b.out, "\n### shardbridge over the floor (medians of the runs)\n\n| record | shards | shardbridge records/s | floor records/s | shardbridge CPU-s/1M | floor CPU-s/1M | CPU ratio | target <= 1.25 |\n|---:|---:|---:|---:|---:|---:|---:|---|\n")
@@ -91,7 +91,28 @@ func (b *bench) throughput(ctx context.Context) error {
 		ratio := sbCPU / flCPU
 		fmt.Fprintf(b.out, "| %d B | %d | %.0f | %.0f | %.2f | %.2f | %.2f | %s |\n", c.size, c.shards, sbRate, flRate, sbCPU, flCPU, ratio, yesNo(ratio <= 1.25))
 	}
+	fmt.Fprintf(b.out, "\n### exactly_once over at_least_once (medians of the runs)\n\n| record | shards | records/s at_least_once / exactly_once | records/s to 90%% at_least_once / exactly_once | CPU-s/1M at_least_once | CPU-s/1M exactly_once | CPU ratio | target <= 1.3 | live p50 at_least_once / exactly_once | live p99 at_least_once / exactly_once |\n|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n")
+	for _, c := range tpPlan {
+		alRate, alCPU := medians(rows, c, progShardbridge)
+		eoRate, eoCPU := medians(rows, c, progShardbridgeEOS)
+		ratio := eoCPU / alCPU
+		fmt.Fprintf(b.out, "| %d B | %d | %.0f / %.0f | %.0f / %.0f | %.2f | %.2f | %.2f | %s | %s / %s | %s / %s |\n", c.size, c.shards, alRate, eoRate,
+			median90(rows, c, progShardbridge), median90(rows, c, progShardbridgeEOS), alCPU, eoCPU, ratio, yesNo(ratio <= 1.3),
+			ms(latencies(rows, c, progShardbridge, 50)), ms(latencies(rows, c, progShardbridgeEOS, 50)),
+			ms(latencies(rows, c, progShardbridge, 99)), ms(latencies(rows, c, progShardbridgeEOS, 99)))
+	}
 	return nil
+}
+
+// latencies is the p-th percentile of the live-phase latencies of every run of prog in c.
+func latencies(rows []tpRow, c tpConfig, prog string, p float64) time.Duration {
+	var all []time.Duration
+	for _, r := range rows {
+		if r.cfg.size == c.size && r.cfg.shards == c.shards && r.prog == prog {
+			all = append(all, r.res.latencies...)
+		}
+	}
+	return percentile(all, p)
 }
 
 func medians(rows []tpRow, c tpConfig, prog string) (rate, cpu float64) {
@@ -103,6 +124,17 @@ func medians(rows []tpRow, c tpConfig, prog string) (rate, cpu float64) {
 		}
 	}
 	return median(rates), median(cpus)
+}
+
+// median90 is the median records/s to 90% of the backlog of prog's runs in c.
+func median90(rows []tpRow, c tpConfig, prog string) float64 {
+	var rates []float64
+	for _, r := range rows {
+		if r.cfg.size == c.size && r.cfg.shards == c.shards && r.prog == prog {
+			rates = append(rates, r.res.rate90())
+		}
+	}
+	return median(rates)
 }
 
 func median(v []float64) float64 {

@@ -5,7 +5,7 @@
 //
 // # How to run it
 //
-//	go test -race ./e2e/              # the whole suite, about 2 minutes on a 2-core machine
+//	go test -race ./e2e/              # the whole suite, about 7 minutes on a 2-core machine
 //	go test -race -run TestKillRestart -v ./e2e/
 //
 // It is part of the README's test command (./scripts/test runs go test -race ./...), and
@@ -164,7 +164,45 @@
 // The group scenarios run in parallel with each other (t.Parallel), which keeps the suite's wall
 // time down; their bounds hold with the machine that loaded.
 //
+// # Exactly-once scenarios
+//
+// exactly_once_test.go runs the faults above with connectors[].delivery exactly_once, and reads
+// with kcat read_committed (isolation.level=read_committed, what a consumer of an exactly-once
+// mirror sets). Each checks: 0 missing, 0 duplicates, per-key order; every committed value of
+// the checkpoint topic, in offset order, never moves a shard backwards, never moves it past its
+// end, never lowers its owner epoch; and after the last graceful stop each shard's checkpoint is
+// exactly its last record in the mirror. Each also shows that the fault hit a transaction:
+//
+//   - TestExactlyOnceKillRestart: SIGKILL mid-transaction; read_uncommitted sees the killed
+//     process's aborted records.
+//   - TestExactlyOnceBrokerRestart: the broker is down 5 s (under the 10 s transaction timeout)
+//     and comes back with its data; a commit waits through the outage (one took over 2 s) and
+//     commits the open transaction whole. (kfake, restarted, aborts a transaction older than its
+//     timeout without bumping the producer's epoch, which Kafka does; see the test.)
+//   - TestExactlyOnceProduceErrorsOnePartition: 15 s of NOT_LEADER_FOR_PARTITION on one
+//     partition, longer than the transaction timeout: commits give up at three quarters of it,
+//     abort and rewind (transactions_total{result="aborted"} and rewinds_total rise, and
+//     read_uncommitted sees the aborted records); the connector never stops.
+//   - TestExactlyOnceKinesisConnectionResets: subscriptions reset again and again (at least 12
+//     resets); several transactions commit, none aborts.
+//   - TestExactlyOnceSplitThenMerge: each parent's end is committed before any checkpoint of its
+//     children.
+//   - TestExactlyOnceGracefulStopRestart: the drain commits: read_uncommitted sees exactly what
+//     read_committed sees, and no transaction aborts in the restart.
+//   - TestExactlyOnceFencedByNewProcess: a second process of the same connector (same
+//     transactional id) fences the first: the first's connector is FAILED with an error naming
+//     the fence, counts one fenced transaction, logs it, emits nothing more, while the first
+//     process's other connector runs on.
+//   - TestExactlyOnceGroupKillOneOfThree: SIGKILL of one of three workers; the others take its
+//     shards; read_uncommitted sees its aborted records.
+//   - TestExactlyOnceGroupZombie: one of three workers is frozen (SIGSTOP) past its session
+//     twice, for about 5 s and for 12 s (past the transaction timeout), then resumed; each time
+//     its transaction aborts, the others never stop, and it rejoins and commits again; it never
+//     counts a fence.
+//
 // TestProduceErrorsOnePartition and TestRecordSizesUnderEachPolicy run in parallel (after the
 // others, as go test runs parallel tests): most of the first's time is its fault's 30 s window,
-// and the second is the suite's busiest.
+// and the second is the suite's busiest. So do the exactly-once variants of the produce errors,
+// the connection resets, the split and merge and the graceful stop; the scenarios that kill,
+// freeze or fence processes, or restart the broker, run alone.
 package e2e

@@ -216,29 +216,39 @@ func openShards(shards []types.Shard) []types.Shard {
 	})
 }
 
+// checkpointEntry is one checkpoint value of a connector as a read_committed consumer of the
+// checkpoint topic sees it.
 type checkpointEntry struct {
-	offset int64
-	shard  string
-	seq    string
-	end    bool
-	owner  string // the worker id that wrote it
-	epoch  int64  // its owner's epoch: with a group, the group generation its lease confirmed
+	partition int32
+	offset    int64
+	shard     string
+	seq       string
+	sub       int64
+	end       bool
+	owner     string // the worker id that wrote it
+	epoch     int64  // its owner's epoch: with a group, the group generation its lease confirmed
 }
 
-// checkpointLog is every checkpoint value of the connector in commit order.
+// checkpointLog is every committed checkpoint value of the connector (not only each shard's
+// latest), in offset order per partition of the checkpoint topic. It reads read_committed, which
+// is all there is for an at_least_once connector and leaves out aborted transactions' values.
 func checkpointLog(t testing.TB, kc *kcat.Kcat, broker, connector string) []checkpointEntry {
 	t.Helper()
 	var out []checkpointEntry
-	for _, m := range consume(t, kc, broker, "_shardbridge_checkpoints") {
-		if m.Key == nil || m.Value == nil {
+	for _, m := range consumeCommitted(t, kc, broker, "_shardbridge_checkpoints") {
+		if m.Key == nil {
 			continue
 		}
 		parts := strings.Split(*m.Key, "/")
 		if len(parts) != 3 || parts[0] != connector {
 			continue
 		}
+		if m.Value == nil {
+			t.Fatalf("checkpoint %s at offset %d is a tombstone; no scenario deletes checkpoints", *m.Key, m.Offset)
+		}
 		var v struct {
 			Seq   string `json:"sequence_number"`
+			Sub   int64  `json:"sub_sequence_number"`
 			End   bool   `json:"shard_end"`
 			Owner struct {
 				ID    string `json:"id"`
@@ -248,7 +258,14 @@ func checkpointLog(t testing.TB, kc *kcat.Kcat, broker, connector string) []chec
 		if err := json.Unmarshal([]byte(*m.Value), &v); err != nil {
 			t.Fatalf("checkpoint %s: %v", *m.Key, err)
 		}
-		out = append(out, checkpointEntry{offset: m.Offset, shard: parts[2], seq: v.Seq, end: v.End, owner: v.Owner.ID, epoch: v.Owner.Epoch})
+		out = append(out, checkpointEntry{partition: m.Partition, offset: m.Offset, shard: parts[2], seq: v.Seq, sub: v.Sub,
+			end: v.End, owner: v.Owner.ID, epoch: v.Owner.Epoch})
 	}
+	slices.SortStableFunc(out, func(a, b checkpointEntry) int {
+		if a.partition != b.partition {
+			return int(a.partition - b.partition)
+		}
+		return int(a.offset - b.offset)
+	})
 	return out
 }

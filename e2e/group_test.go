@@ -229,26 +229,6 @@ func finishGroupOn(t testing.TB, kc *kcat.Kcat, broker, topic string, want []kin
 	return rep
 }
 
-// assertCheckpointsForward fails when a shard's committed checkpoints, in commit order, ever go
-// back (a lower sequence number, or a shard end followed by anything but the same end). The
-// checkpoint topic has one partition, so its offsets order the commits of every worker.
-func assertCheckpointsForward(t testing.TB, log []checkpointEntry) {
-	t.Helper()
-	last := map[string]checkpointEntry{}
-	for _, e := range log {
-		prev, ok := last[e.shard]
-		switch {
-		case !ok:
-		case seqLess(e.seq, prev.seq):
-			t.Errorf("shard %s: checkpoint %s by %s (epoch %d) at offset %d goes back from %s by %s (epoch %d) at offset %d",
-				e.shard, e.seq, e.owner, e.epoch, e.offset, prev.seq, prev.owner, prev.epoch, prev.offset)
-		case prev.end && (!e.end || e.seq != prev.seq):
-			t.Errorf("shard %s: checkpoint %s (end %v) by %s at offset %d after the shard's end %s", e.shard, e.seq, e.end, e.owner, e.offset, prev.seq)
-		}
-		last[e.shard] = e
-	}
-}
-
 // resumePoints returns, for each of shards, the last checkpoint owner wrote with an epoch of at
 // most epoch: where a new owner resumes after owner stopped in that epoch.
 func resumePoints(log []checkpointEntry, owner string, epoch int64, shards []string) map[string]checkpointEntry {

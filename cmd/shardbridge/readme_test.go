@@ -21,7 +21,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/shardbridge/shardbridge/internal/syncbuf"
 	"github.com/shardbridge/shardbridge/runtime/config"
@@ -417,6 +419,7 @@ connectors:
     checkpoint: {topic: _cp-dead-letter, interval: "200ms"}
     errors: {policy: dlq, dlq_topic: %[8]s}
 `, source(mainStream), source(bigStream), source(bigStream), source(longStream), broker, mainStream, bigStream, dlqTopic) + groupConnector
+	text += eosConnector(kc, source(mainStream), broker)
 	loadConfig := func(name, text string) *config.Config {
 		t.Helper()
 		path := filepath.Join(t.TempDir(), name)
@@ -497,7 +500,8 @@ connectors:
 			samples[`shardbridge_records_dead_lettered_total{connector="dead-letter"}`] >= 1 &&
 			samples[`shardbridge_records_skipped_total{connector="skip-big"}`] >= 1 &&
 			samples[`shardbridge_records_failed_total{connector="fail-big"}`] >= 1 &&
-			samples[`shardbridge_group_handover_seconds_count{connector="group"}`] >= 1
+			samples[`shardbridge_group_handover_seconds_count{connector="group"}`] >= 1 &&
+			eosDone(samples, mainCount)
 		if done {
 			break
 		}
@@ -707,4 +711,26 @@ func TestReadmeConfigBlocksValidate(t *testing.T) {
 	if n == 0 {
 		t.Fatal("README shows no complete yaml config")
 	}
+}
+
+// eosConnector returns the YAML of a connector with delivery exactly_once mirroring the stream of
+// source (mainCount records) into topic readme-eos, and makes the broker refuse its first
+// produce (INVALID_RECORD): the transaction aborts and the connector rewinds, so
+// shardbridge_transactions_total (committed and aborted) and shardbridge_rewinds_total get
+// samples. eosDone says when it is through.
+func eosConnector(kc *kfake.Cluster, source, broker string) string {
+	kc.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "readme-eos", Err: kerr.InvalidRecord, Count: 1})
+	return fmt.Sprintf(`  - name: eos
+    source:
+      %s
+    sink:
+      kafka: {brokers: [%q], topic: readme-eos}
+    checkpoint: {topic: _cp-eos, interval: "200ms"}
+    delivery: exactly_once
+`, source, broker)
+}
+
+func eosDone(samples map[string]float64, records int) bool {
+	return samples[`shardbridge_rewinds_total{connector="eos"}`] >= 1 &&
+		samples[`shardbridge_records_acked_total{connector="eos"}`] >= float64(records)
 }

@@ -51,8 +51,8 @@ func WithRegisterer(reg prometheus.Registerer) Option { return func(o *options) 
 // WithDeadLetterTopic sets the topic WriteDeadLetter writes to: the connector's errors.dlq_topic.
 func WithDeadLetterTopic(topic string) Option { return func(o *options) { o.dlqTopic = topic } }
 
-// WithClock sets the clock used for checkpoint write times and the checkpoint age metric.
-// The default is time.Now.
+// WithClock sets the clock used for checkpoint write times, the checkpoint age metric and the
+// age of the sink's open transaction (txn.go). The default is time.Now.
 func WithClock(now func() time.Time) Option {
 	return func(o *options) {
 		if now != nil {

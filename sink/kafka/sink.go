@@ -67,6 +67,20 @@ type Sink struct {
 	txn        *TxnOptions
 	txnMu      sync.RWMutex
 	txnRecords atomic.Int64
+	// txnBegan is when the open transaction got its first record (unix nanoseconds; 0 before
+	// that), by now: the broker's timeout for the transaction runs from about then (txn.go).
+	txnBegan atomic.Int64
+	// prod is the producer: cl, or, once a transaction outlived its timeout at the broker, the
+	// client that replaced cl's failed producer (txn.go). Writes load it under txnMu (shared);
+	// it changes only under txnMu (exclusive). prodOpts makes a replacement.
+	prod     atomic.Pointer[kgo.Client]
+	prodOpts []kgo.Opt
+	prodMu   sync.Mutex // held while prod is replaced and while Close closes it
+	prodDone bool       // guarded by prodMu: Close closed prod; no replacement is made after
+	// prodFailed says prod failed for good (its transaction timed out at the broker) and must
+	// be replaced before the next transaction ends. txnMu (exclusive) guards it.
+	prodFailed bool
+	now        func() time.Time
 
 	inflight  atomic.Int64
 	idleMu    sync.Mutex      // idleMu guards idleWaits
@@ -103,7 +117,8 @@ func NewSink(ctx context.Context, cfg Config, opts ...Option) (*Sink, error) {
 		}
 		kopts = append(kopts, kgo.TransactionalID(o.txn.ID), kgo.TransactionTimeout(o.txn.Timeout))
 	}
-	cl, err := kgo.NewClient(append(kopts, o.kgoOpts...)...)
+	kopts = append(kopts, o.kgoOpts...)
+	cl, err := kgo.NewClient(kopts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka sink client: %w", err)
 	}
@@ -143,7 +158,10 @@ func NewSink(ctx context.Context, cfg Config, opts ...Option) (*Sink, error) {
 		closing:    closing,
 		stopWrites: stop,
 		txn:        o.txn,
+		prodOpts:   kopts,
+		now:        o.now,
 	}
+	s.prod.Store(cl)
 	if s.txn != nil {
 		if err := s.startTxn(ctx); err != nil {
 			stop()
@@ -209,6 +227,7 @@ func (s *Sink) Write(ctx context.Context, recs []runtime.Record, ack runtime.Ack
 	// is prepared once per Write, not per record.
 	var lastTopic string
 	var lastTopicErr error
+	prod := s.prod.Load()
 	for i := range recs {
 		rec := &recs[i]
 		if pctx.Err() != nil && !errors.Is(pctx.Err(), context.DeadlineExceeded) {
@@ -240,13 +259,13 @@ func (s *Sink) Write(ctx context.Context, recs []runtime.Record, ack runtime.Ack
 		kr := &krs[i]
 		hdrs = fillKgo(kr, rec, topic, hdrs)
 		s.begin()
-		if s.txn != nil {
-			s.txnRecords.Add(1)
+		if s.txn != nil && s.txnRecords.Add(1) == 1 {
+			s.txnBegan.CompareAndSwap(0, s.now().UnixNano())
 		}
 		b.pending.Add(1)
 		// The promise runs on franz-go's promise goroutine and must not block: it only updates
 		// counters and calls ack, which never blocks.
-		s.cl.Produce(pctx, kr, func(kr *kgo.Record, err error) {
+		prod.Produce(pctx, kr, func(kr *kgo.Record, err error) {
 			s.finish(rec, ack, kr, start, size, err)
 			b.done()
 		})
@@ -374,7 +393,7 @@ func (s *Sink) waitIdle(ctx context.Context) error {
 // Flush returns once every record written before the call has been acked (promises included),
 // or ctx ends.
 func (s *Sink) Flush(ctx context.Context) error {
-	if err := s.cl.Flush(ctx); err != nil {
+	if err := s.prod.Load().Flush(ctx); err != nil {
 		return fmt.Errorf("flush kafka producer: %w", err)
 	}
 	// franz-go's Flush returns when the records are finished; their promises may still be
@@ -394,6 +413,12 @@ func (s *Sink) Close(ctx context.Context) error {
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
+		s.prodMu.Lock()
+		s.prodDone = true
+		if prod := s.prod.Load(); prod != s.cl {
+			prod.Close()
+		}
+		s.prodMu.Unlock()
 		s.cl.Close()
 		s.dlqMu.Lock()
 		if s.dlqCl != nil {
