@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -24,14 +25,27 @@ const (
 )
 
 var (
-	memShards  = []int{8, 32, 128}
-	memPools   = []int64{16 * mib, 64 * mib}
-	memBacklog = int64(256 * mib)
-	// The backlog sweep: one shard count and pool, several backlogs.
-	sweepShards   = 32
-	sweepPool     = int64(16 * mib)
-	sweepBacklogs = []int64{64 * mib, 1024 * mib}
+	// memShards are the shard counts of the memory suite: every one reads full events under the
+	// same pool, so peak RSS across them shows whether memory follows the shards or the work in
+	// flight.
+	memShards = []int{8, 32, 128, 256}
+	memPool   = int64(16 * mib)
+	// memRecordSizes: 1 KiB records (2,048 to a 2 MiB event) and 210-byte records (about
+	// 10,000 to an event, the shape that holds the most per event).
+	memRecordSizes = []int64{memRecordSize, smallRecordSize}
+	// memOffShards are the shard counts also run with memory_limit off (1 KiB records).
+	memOffShards = []int{256}
 )
+
+// memBacklog is the backlog of a memory run: enough for every shard to decode full events
+// (two per shard of 1 KiB records, one of 210-byte records, which mirror five times slower),
+// and at least 256 MiB (64 MiB of 210-byte records).
+func memBacklog(shards int, recordSize int64) int64 {
+	if recordSize < memRecordSize {
+		return max(64*mib, int64(shards)*memEventBytes)
+	}
+	return max(256*mib, int64(shards)*2*memEventBytes)
+}
 
 // The documented memory limit (README, "Memory"; runtime.MemoryBudget): with memory_limit
 // "auto", shardbridge sets Go's soft memory limit to
@@ -93,20 +107,14 @@ func (b *bench) memory(ctx context.Context) error {
 		limitMode     string
 		recordSize    int64
 	}
-	plan := []cfg{{1, 16 * mib, b.scaled(32 * mib), "auto", memRecordSize}}
-	for _, s := range memShards {
-		for _, p := range memPools {
-			for _, mode := range []string{"auto", "off"} {
-				plan = append(plan, cfg{s, p, b.scaled(memBacklog), mode, memRecordSize})
+	plan := []cfg{{1, memPool, b.scaled(32 * mib), "auto", memRecordSize}}
+	for _, rs := range memRecordSizes {
+		for _, s := range memShards {
+			plan = append(plan, cfg{s, memPool, b.scaled(memBacklog(s, rs)), "auto", rs})
+			if rs == memRecordSize && slices.Contains(memOffShards, s) {
+				plan = append(plan, cfg{s, memPool, b.scaled(memBacklog(s, rs)), "off", rs})
 			}
 		}
-	}
-	for _, bl := range sweepBacklogs {
-		plan = append(plan, cfg{sweepShards, sweepPool, b.scaled(bl), "auto", memRecordSize})
-	}
-	// The event shape that holds the most per shard: 2 MiB of data in 10,000 records.
-	for _, mode := range []string{"auto", "off"} {
-		plan = append(plan, cfg{sweepShards, sweepPool, b.scaled(64 * mib), mode, smallRecordSize})
 	}
 	// Group by shards and backlog, so one prefilled stream serves several runs.
 	var kp *kinesisPeer
@@ -180,7 +188,43 @@ func (b *bench) memory(ctx context.Context) error {
 	}
 	held := !slices.ContainsFunc(rows, func(r memRow) bool { return r.limitMode == "auto" && !r.boundHeld })
 	fmt.Fprintf(b.out, "\nbound held in every run with memory_limit auto: %s\n", yesNo(held))
+	writeFlatness(b.out, rows)
 	return nil
+}
+
+// flatTargets are the most peak RSS may grow over the 8-shard figure, by shard count.
+var flatTargets = map[int]float64{128: 1.5, 256: 2}
+
+// writeFlatness writes, per record size, the median peak RSS with memory_limit auto at each
+// shard count and its ratio to the 8-shard median.
+func writeFlatness(w io.Writer, rows []memRow) {
+	fmt.Fprintf(w, "\n### Peak RSS by shard count (memory_limit auto, pool %s MiB, medians)\n\n| record B | shards | peak RSS MiB | over 8 shards | target |\n|---:|---:|---:|---:|---|\n", mibs(float64(memPool)))
+	for _, rs := range memRecordSizes {
+		var base float64
+		for _, s := range memShards {
+			var v []float64
+			for _, r := range rows {
+				if r.limitMode == "auto" && r.recordSize == rs && r.shards == s && r.pool == memPool {
+					v = append(v, float64(r.res.peakRSS))
+				}
+			}
+			if len(v) == 0 {
+				continue
+			}
+			m := median(v)
+			if s == memShards[0] {
+				base = m
+			}
+			ratio, target := "-", "-"
+			if base > 0 {
+				ratio = fmt.Sprintf("%.2f", m/base)
+				if t, ok := flatTargets[s]; ok {
+					target = fmt.Sprintf("<= %.1f: %s", t, yesNo(m/base <= t))
+				}
+			}
+			fmt.Fprintf(w, "| %d | %d | %s | %s | %s |\n", rs, s, mibs(m), ratio, target)
+		}
+	}
 }
 
 // limitMiB prints a go_gc_gomemlimit_bytes value: "none" when no limit is set.
