@@ -110,6 +110,33 @@ func TestDecodeBudgetWaitBeforeEvent(t *testing.T) {
 	}
 }
 
+// Polling takes the budget too: a GetRecords response is not read while the budget is taken (the
+// shard shows decode_wait), and is once it is free.
+func TestDecodeBudgetPolling(t *testing.T) {
+	budget := runtime.NewDecodeBudget(1 << 20)
+	off := false
+	f := newFixture(t, "budgetpoll", 2, func(c *Config) { c.EFO.Enabled = &off }, nil)
+	f.src.budget = budget
+	want := f.put("v", 200, 20)
+	all, err := budget.Acquire(t.Context(), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.start()
+	f.em.waitFor(t, "both polling readers waiting for the decode budget", 30*time.Second, func() bool { return f.decodeWaiting(budget, 2) })
+	if n := f.em.count(); n != 0 {
+		t.Fatalf("%d records emitted while the decode budget was taken", n)
+	}
+	all.Release()
+	f.waitCount(200, 30*time.Second)
+	f.checkExactlyOnce(want)
+	for _, shard := range sortedKeys(want) {
+		if w := f.decodeWaited(shard); w <= 0 {
+			t.Errorf("shard %s: decode_wait_seconds_total %v after waiting for the budget", shard, w)
+		}
+	}
+}
+
 // Waiting for the decode budget is not idleness: the watchdog stays quiet however long the wait,
 // and the subscription then goes on.
 func TestDecodeBudgetWaitIsNotIdle(t *testing.T) {
