@@ -3,7 +3,7 @@
 // least code. BENCHMARKS.md holds the figures and explains each one.
 //
 //	go run ./bench all          # both suites, about 15 minutes on 2 cores
-//	go run ./bench memory       # 8, 32 and 128 shards, pools of 16 and 64 MiB, slow Kafka acks
+//	go run ./bench memory       # 8, 32, 128 and 256 shards, 1 KiB and 210-byte records, slow Kafka acks
 //	go run ./bench throughput   # 100 B and 1 KiB records, 4 and 32 shards, shardbridge and the floor
 //
 // Flags: -repeat N runs each configuration N times (default 2); -scale F multiplies every

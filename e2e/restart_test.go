@@ -128,9 +128,9 @@ func TestGracefulStopRestart(t *testing.T) {
 	p.waitState(s.cfg.Connector, "RUNNING", 30*time.Second)
 	p.waitMetric("shardbridge_records_acked_total", 1500, time.Minute)
 	// memory_limit is auto by default: Go's limit is 2 x the pool's bytes (32MiB) + its 2,000
-	// records x 1KiB + 4 shards being read x (256KiB window + 5 x 2MiB + 10,000 records x 512B) +
-	// 48MiB, as the README documents.
-	const wantLimit = 2*32<<20 + 2000*1024 + 4*(256<<10+5*2<<20+10000*512) + 48<<20
+	// records x 1KiB + the decode budget (64MiB) + 4 shards being read x (256KiB window + 128KiB)
+	// + 48MiB, as the README documents.
+	const wantLimit = 2*32<<20 + 2000*1024 + 64<<20 + 4*(256<<10+128<<10) + 48<<20
 	if got := p.waitMetric("go_gc_gomemlimit_bytes", wantLimit, 30*time.Second); got != wantLimit {
 		t.Errorf("go_gc_gomemlimit_bytes = %.0f, want %d", got, wantLimit)
 	}

@@ -48,11 +48,13 @@
 //
 // # Memory
 //
-// The pool bounds the records in flight; [MemoryBudget] bounds the process around it. Sources
-// that hold memory outside the pool (transport buffers, events being decoded) report it as a
-// [MemoryHolder], the [Worker] sums it over running connectors, and the budget turns that, twice
-// the pool's bytes, [RecordOverhead] per record the pool admits and a fixed base into a soft
-// limit for Go's memory manager, which it follows as shards start and end.
+// The pool bounds the records in flight; a [DecodeBudget], one per process like the pool,
+// bounds what the sources are decoding before it enters the pool, whatever the number of shards;
+// [MemoryBudget] bounds the process around both. Sources that hold memory per shard besides
+// (transport buffers, the readers' state) report it as a [MemoryHolder], the [Worker] sums it over
+// running connectors, and the budget turns that, twice the pool's bytes, [RecordOverhead] per
+// record the pool admits, the decode budget and a fixed base into a soft limit for Go's memory
+// manager, which it follows as shards start and end.
 //
 // # Import direction
 //

@@ -7,9 +7,9 @@ import (
 )
 
 // MemoryHolder is an optional ability of a Source: HeldBytes reports the most memory the source
-// may hold outside the pending pool at this moment, such as the transport buffers and the events
-// being decoded of the shards it reads. It is an upper bound, not a measurement, so that a
-// memory limit sized from it leaves the collector room.
+// may hold outside the pending pool and the decode budget at this moment, such as the transport
+// buffers and the readers' own state of the shards it reads. It is an upper bound, not a
+// measurement, so that a memory limit sized from it leaves the collector room.
 type MemoryHolder interface {
 	HeldBytes() int64
 }
@@ -32,17 +32,21 @@ func (w *Worker) HeldBytes() int64 {
 
 // MemoryBudget sizes a soft memory limit from what the process may hold:
 //
-//	limit = 2 × pool bytes + pool records × RecordOverhead + held + Base
+//	limit = 2 × pool bytes + pool records × RecordOverhead + decode budget + held + Base
 //
 // Every byte in the pool is held twice at worst: as read from the source, and in the Kafka
 // client's serialized (compressed) batch until the broker acknowledges it. Every record in the
-// pool also costs its bookkeeping, which its byte count leaves out (RecordOverhead). held is
-// what the sources may hold outside the pool ([MemoryHolder]). Base is what none of these
-// accounts for: the Go runtime, the clients' own buffers, the compressors, the metrics.
+// pool also costs its bookkeeping, which its byte count leaves out (RecordOverhead). The decode
+// budget ([DecodeBudget]) bounds what is being decoded before it enters the pool, across every
+// shard. held is what the sources hold besides, per shard being read ([MemoryHolder]). Base is
+// what none of these accounts for: the Go runtime, the clients' own buffers, the compressors, the
+// metrics.
 type MemoryBudget struct {
 	PoolBytes   int64
 	PoolRecords int64
-	Base        int64
+	// Decode is the decode budget's limit (decode_budget).
+	Decode int64
+	Base   int64
 	// Held reports the sources' share; [Worker.HeldBytes] in a process.
 	Held func() int64
 }
@@ -63,7 +67,7 @@ func (b MemoryBudget) Limit() int64 {
 	if b.Held != nil {
 		held = b.Held()
 	}
-	return b.pool() + held + b.Base
+	return b.pool() + b.Decode + held + b.Base
 }
 
 func (b MemoryBudget) pool() int64 { return 2*b.PoolBytes + b.PoolRecords*RecordOverhead }
@@ -79,7 +83,8 @@ func (b MemoryBudget) Govern(set func(int64) int64, log *slog.Logger) (follow fu
 	}
 	last := b.Limit()
 	set(last)
-	log.Info("memory limit set", "limit_mib", mib(last), "pool_mib", mib(b.pool()), "held_mib", mib(last-b.pool()-b.Base), "base_mib", mib(b.Base))
+	log.Info("memory limit set", "limit_mib", mib(last), "pool_mib", mib(b.pool()), "decode_mib", mib(b.Decode),
+		"held_mib", mib(last-b.pool()-b.Decode-b.Base), "base_mib", mib(b.Base))
 	return func(ctx context.Context, every time.Duration) {
 		t := time.NewTicker(every)
 		defer t.Stop()

@@ -13,12 +13,12 @@ import (
 	"github.com/shardbridge/shardbridge/runtime"
 )
 
-// The limit is 2 x pool bytes + pool records x RecordOverhead + held + base, set before Govern
-// returns, and followed as held changes.
+// The limit is 2 x pool bytes + pool records x RecordOverhead + decode budget + held + base, set
+// before Govern returns, and followed as held changes.
 func TestMemoryBudgetFollowsHeld(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var held atomic.Int64
-		b := runtime.MemoryBudget{PoolBytes: 10, PoolRecords: 2, Base: 100, Held: held.Load}
+		b := runtime.MemoryBudget{PoolBytes: 10, PoolRecords: 2, Decode: 1000, Base: 100, Held: held.Load}
 		var mu sync.Mutex
 		var sets []int64
 		set := func(n int64) int64 {
@@ -33,7 +33,7 @@ func TestMemoryBudgetFollowsHeld(t *testing.T) {
 			return append([]int64(nil), sets...)
 		}
 		follow := b.Govern(set, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		const base = 2*10 + 2*runtime.RecordOverhead + 100
+		const base = 2*10 + 2*runtime.RecordOverhead + 1000 + 100
 		if s := got(); len(s) != 1 || s[0] != base {
 			t.Fatalf("after Govern: sets %v, want [%d]", s, base)
 		}

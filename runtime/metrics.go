@@ -15,6 +15,12 @@ import (
 //	shardbridge_pool_waiters                 gauge    readers blocked on the pool now
 //	shardbridge_pool_waits_total             counter  waits that had to block
 //	shardbridge_pool_wait_seconds_total      counter  time spent blocked on the pool
+//	shardbridge_decode_budget_used_bytes     gauge    bytes of the decode budget held (RegisterDecodeBudget)
+//	shardbridge_decode_budget_limit_bytes    gauge    decode_budget
+//	shardbridge_decode_budget_reads          gauge    reads being decoded now
+//	shardbridge_decode_budget_waiters        gauge    readers waiting for the decode budget now
+//	shardbridge_decode_budget_waits_total    counter  decode budget waits that had to block
+//	shardbridge_decode_budget_wait_seconds_total counter time spent waiting for the decode budget
 //	shardbridge_records_emitted_total        counter  records a source handed to the pipeline {connector}
 //	shardbridge_bytes_emitted_total          counter  their bytes {connector}
 //	shardbridge_records_acked_total          counter  records the sink confirmed durable (or skipped/dead-lettered) {connector}
@@ -169,4 +175,38 @@ func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(poolWaiters, prometheus.GaugeValue, float64(s.Waiters))
 	ch <- prometheus.MustNewConstMetric(poolWaits, prometheus.CounterValue, float64(s.Waits))
 	ch <- prometheus.MustNewConstMetric(poolWaitSeconds, prometheus.CounterValue, s.WaitTime.Seconds())
+}
+
+// RegisterDecodeBudget registers the metrics of the process's decode budget b on reg. They are
+// read from b's Stats at scrape time.
+func RegisterDecodeBudget(reg prometheus.Registerer, b *DecodeBudget) {
+	reg.MustRegister(decodeBudgetCollector{b})
+}
+
+// decodeBudgetCollector reads a DecodeBudget's Stats at scrape time.
+type decodeBudgetCollector struct{ b *DecodeBudget }
+
+var (
+	decodeUsedBytes   = prometheus.NewDesc("shardbridge_decode_budget_used_bytes", "Bytes of the decode budget held by reads being decoded.", nil, nil)
+	decodeLimitBytes  = prometheus.NewDesc("shardbridge_decode_budget_limit_bytes", "The decode budget (decode_budget).", nil, nil)
+	decodeReads       = prometheus.NewDesc("shardbridge_decode_budget_reads", "Reads (events, responses) being decoded now.", nil, nil)
+	decodeWaiters     = prometheus.NewDesc("shardbridge_decode_budget_waiters", "Readers waiting for the decode budget now.", nil, nil)
+	decodeWaits       = prometheus.NewDesc("shardbridge_decode_budget_waits_total", "Decode budget waits that had to block.", nil, nil)
+	decodeWaitSeconds = prometheus.NewDesc("shardbridge_decode_budget_wait_seconds_total", "Time spent waiting for the decode budget.", nil, nil)
+)
+
+func (c decodeBudgetCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{decodeUsedBytes, decodeLimitBytes, decodeReads, decodeWaiters, decodeWaits, decodeWaitSeconds} {
+		ch <- d
+	}
+}
+
+func (c decodeBudgetCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.b.Stats()
+	ch <- prometheus.MustNewConstMetric(decodeUsedBytes, prometheus.GaugeValue, float64(s.UsedBytes))
+	ch <- prometheus.MustNewConstMetric(decodeLimitBytes, prometheus.GaugeValue, float64(s.LimitBytes))
+	ch <- prometheus.MustNewConstMetric(decodeReads, prometheus.GaugeValue, float64(s.Reads))
+	ch <- prometheus.MustNewConstMetric(decodeWaiters, prometheus.GaugeValue, float64(s.Waiters))
+	ch <- prometheus.MustNewConstMetric(decodeWaits, prometheus.CounterValue, float64(s.Waits))
+	ch <- prometheus.MustNewConstMetric(decodeWaitSeconds, prometheus.CounterValue, s.WaitTime.Seconds())
 }

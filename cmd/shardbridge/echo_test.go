@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shardbridge/shardbridge/runtime"
 	"github.com/shardbridge/shardbridge/runtime/config"
 	"github.com/shardbridge/shardbridge/sink/kafka"
 	"github.com/shardbridge/shardbridge/source/kinesis"
@@ -108,7 +109,7 @@ func TestStartupErrorSaysItsPrefixOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec, _, err := connectorSpec(t.Context(), cfg, cfg.Connectors[0], "test-worker", prometheus.NewRegistry(), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	spec, _, err := connectorSpec(t.Context(), cfg, cfg.Connectors[0], "test-worker", prometheus.NewRegistry(), nil, runtime.NewDecodeBudget(runtime.DefaultDecodeBudget), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,8 +49,8 @@ func (r *limitRecorder) last() (int64, int) {
 }
 
 // With memory_limit auto (the default), `run` sets Go's memory limit to 2 x the pool's bytes plus
-// 1KiB for each record the pool admits, plus every shard being read times its share, plus the
-// base, and lowers it again once the shards end.
+// 1KiB for each record the pool admits, plus the decode budget, plus every shard being read times
+// its share (its window and state), plus the base, and lowers it again once the shards end.
 func TestRunMemoryLimitFollowsShards(t *testing.T) {
 	if _, ok := os.LookupEnv("GOMEMLIMIT"); ok {
 		t.Skip("GOMEMLIMIT is set in the environment, which takes precedence over memory_limit")
@@ -69,6 +69,7 @@ func TestRunMemoryLimitFollowsShards(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "mem.yaml")
 	text := fmt.Sprintf(`http: {addr: "127.0.0.1:0"}
 pool: {max_pending_bytes: "16MiB"}
+decode_budget: "32MiB"
 shutdown_timeout: "5s"
 connectors:
   - name: mem
@@ -89,7 +90,7 @@ connectors:
 		t.Fatalf("memory_limit defaults to %v, want auto", cfg.MemoryLimit)
 	}
 	perShard := cfg.Connectors[0].Source.Config.(*kinesis.Config).ShardHeldBytes()
-	base := 2*int64(16<<20) + config.DefaultMaxPendingRecords*runtime.RecordOverhead + runtime.DefaultMemoryBase
+	base := 2*int64(16<<20) + config.DefaultMaxPendingRecords*runtime.RecordOverhead + 32<<20 + runtime.DefaultMemoryBase
 	want := base + shards*perShard
 
 	rec := newLimitRecorder()
@@ -167,8 +168,9 @@ func TestApplyMemoryLimitModes(t *testing.T) {
 		if got := run(config.MemoryLimitOff); len(got) != 0 {
 			t.Errorf("memory_limit off set %v, want nothing", got)
 		}
-		if got := run(config.MemoryLimitAuto); len(got) != 1 || got[0] != 2*int64(config.DefaultMaxPendingBytes)+config.DefaultMaxPendingRecords*runtime.RecordOverhead+runtime.DefaultMemoryBase {
-			t.Errorf("memory_limit auto with no connector set %v, want [2 x 64MiB + 50000 x 1KiB + base]", got)
+		if got := run(config.MemoryLimitAuto); len(got) != 1 || got[0] != 2*int64(config.DefaultMaxPendingBytes)+config.DefaultMaxPendingRecords*runtime.RecordOverhead+
+			int64(config.DefaultDecodeBudget)+runtime.DefaultMemoryBase {
+			t.Errorf("memory_limit auto with no connector set %v, want [2 x 64MiB + 50000 x 1KiB + 64MiB decode budget + base]", got)
 		}
 	}
 	t.Setenv("GOMEMLIMIT", "1GiB")
@@ -176,5 +178,13 @@ func TestApplyMemoryLimitModes(t *testing.T) {
 		if got := run(l); len(got) != 0 {
 			t.Errorf("with GOMEMLIMIT set, memory_limit %v set %v, want nothing", l, got)
 		}
+	}
+}
+
+// The config's decode_budget default is the runtime's, which a source uses when it is given no
+// budget.
+func TestDecodeBudgetDefaultsAgree(t *testing.T) {
+	if int64(config.DefaultDecodeBudget) != runtime.DefaultDecodeBudget {
+		t.Fatalf("config.DefaultDecodeBudget %d, runtime.DefaultDecodeBudget %d", config.DefaultDecodeBudget, runtime.DefaultDecodeBudget)
 	}
 }

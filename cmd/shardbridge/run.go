@@ -73,6 +73,9 @@ func runConfig(ctx context.Context, cfg *config.Config, log *slog.Logger, opts r
 	reg.MustRegister(goCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	pool := runtime.NewPool(cfg.Pool.MaxPendingRecords, int64(cfg.Pool.MaxPendingBytes))
 	metrics := runtime.NewMetrics(reg, pool)
+	// One decode budget for every shard reader of every connector, as one pool.
+	budget := runtime.NewDecodeBudget(int64(cfg.DecodeBudget))
+	runtime.RegisterDecodeBudget(reg, budget)
 
 	specs := make([]runtime.ConnectorSpec, 0, len(cfg.Connectors))
 	var stores []*lazyStore
@@ -86,7 +89,7 @@ func runConfig(ctx context.Context, cfg *config.Config, log *slog.Logger, opts r
 		if c.Group.Enabled && groupMetrics == nil {
 			groupMetrics = group.NewMetrics(reg)
 		}
-		spec, store, err := connectorSpec(ctx, cfg, c, workerID, reg, groupMetrics, log)
+		spec, store, err := connectorSpec(ctx, cfg, c, workerID, reg, groupMetrics, budget, log)
 		if err != nil {
 			return err
 		}
@@ -156,8 +159,8 @@ func runConfig(ctx context.Context, cfg *config.Config, log *slog.Logger, opts r
 const memoryCheckEvery = 250 * time.Millisecond
 
 // applyMemoryLimit applies cfg.MemoryLimit now: a GOMEMLIMIT in the environment wins (Go applied
-// it at start), "off" sets nothing, a size is set as written, and "auto" is sized from the pool
-// and the shards being read (runtime.MemoryBudget). For "auto" it returns the loop that keeps
+// it at start), "off" sets nothing, a size is set as written, and "auto" is sized from the pool,
+// the decode budget and the shards being read (runtime.MemoryBudget). For "auto" it returns the loop that keeps
 // the limit following the shards; otherwise nil.
 func applyMemoryLimit(cfg *config.Config, w *runtime.Worker, set func(int64) int64, log *slog.Logger) func(ctx context.Context, every time.Duration) {
 	if env, ok := os.LookupEnv("GOMEMLIMIT"); ok {
@@ -169,7 +172,7 @@ func applyMemoryLimit(cfg *config.Config, w *runtime.Worker, set func(int64) int
 		return nil
 	case config.MemoryLimitAuto:
 		b := runtime.MemoryBudget{PoolBytes: int64(cfg.Pool.MaxPendingBytes), PoolRecords: cfg.Pool.MaxPendingRecords,
-			Base: runtime.DefaultMemoryBase, Held: w.HeldBytes}
+			Decode: int64(cfg.DecodeBudget), Base: runtime.DefaultMemoryBase, Held: w.HeldBytes}
 		return b.Govern(set, log)
 	}
 	set(cfg.MemoryLimit.Bytes())
@@ -198,7 +201,8 @@ func isLoopback(host string) bool {
 // connectorSpec turns one connector's config into the Worker's spec: Build makes a fresh source,
 // sink and checkpoint store for every run, so a restart starts clean. With group.enabled, the
 // connector's group membership lives as long as the spec and joins the group on every run.
-func connectorSpec(ctx context.Context, cfg *config.Config, c config.Connector, workerID string, reg prometheus.Registerer, gm *group.Metrics, log *slog.Logger) (runtime.ConnectorSpec, *lazyStore, error) {
+func connectorSpec(ctx context.Context, cfg *config.Config, c config.Connector, workerID string, reg prometheus.Registerer, gm *group.Metrics,
+	budget *runtime.DecodeBudget, log *slog.Logger) (runtime.ConnectorSpec, *lazyStore, error) {
 	src := c.Source.Config.(*kinesis.Config)
 	snk := c.Sink.Config.(*kafka.Config)
 	clog := log // the connector packages add the connector attribute themselves
@@ -258,7 +262,7 @@ func connectorSpec(ctx context.Context, cfg *config.Config, c config.Connector, 
 				return runtime.Parts{}, err // it names the part already
 			}
 			source, err := kinesis.New(*src, c.Name, kinesis.WithLogger(clog), kinesis.WithRegisterer(reg),
-				kinesis.WithPoolWaitTimeout(time.Duration(cfg.Pool.WaitTimeout)))
+				kinesis.WithPoolWaitTimeout(time.Duration(cfg.Pool.WaitTimeout)), kinesis.WithDecodeBudget(budget))
 			if err != nil {
 				_ = sink.Close(ctx)
 				_ = store.Close(ctx)

@@ -24,6 +24,7 @@ const (
 	DefaultCheckpointEvery   = Duration(5 * time.Second)
 	DefaultErrorPolicy       = PolicyFail
 	DefaultMemoryLimit       = MemoryLimitAuto
+	DefaultDecodeBudget      = ByteSize(64 << 20)
 
 	DefaultGroupSessionTimeout    = Duration(10 * time.Second)
 	DefaultGroupHeartbeatInterval = Duration(3 * time.Second)
@@ -57,6 +58,10 @@ const (
 	MaxWaitTimeout = Duration(5 * time.Minute)
 	// MinCheckpointInterval is the smallest checkpoint.interval.
 	MinCheckpointInterval = Duration(100 * time.Millisecond)
+	// MinDecodeBudget is the smallest decode_budget: about what one full Kinesis event (2 MiB
+	// of records) takes to decode, so that such an event never needs more than the whole
+	// budget.
+	MinDecodeBudget = ByteSize(16 << 20)
 )
 
 // Config is the whole runtime configuration. Build it with Load, or start from Default and
@@ -72,6 +77,11 @@ type Config struct {
 	// MemoryLimit is the soft memory limit given to Go's memory manager: "auto" (default),
 	// "off" or a size of at least 32MiB. GOMEMLIMIT in the environment takes precedence.
 	MemoryLimit MemoryLimit `koanf:"memory_limit" json:"memory_limit"`
+	// DecodeBudget bounds the memory spent decoding what the shard readers have read (events,
+	// GetRecords responses) before its records enter the pool, across every shard of every
+	// connector: a reader takes a share sized from what it is about to decode, in turn, and
+	// gives it back once the records are in the pool. Default 64MiB; must be >= 16MiB.
+	DecodeBudget ByteSize `koanf:"decode_budget" json:"decode_budget"`
 	// WorkerID names this process in logs, status, metrics and group membership. Default
 	// empty: the host name and the process id ("host/1234").
 	WorkerID string `koanf:"worker_id" json:"worker_id"`
@@ -224,6 +234,7 @@ func Default() Config {
 		Pool:            Pool{MaxPendingRecords: DefaultMaxPendingRecords, MaxPendingBytes: DefaultMaxPendingBytes, WaitTimeout: DefaultWaitTimeout},
 		ShutdownTimeout: DefaultShutdownTimeout,
 		MemoryLimit:     DefaultMemoryLimit,
+		DecodeBudget:    DefaultDecodeBudget,
 	}
 }
 
@@ -276,6 +287,9 @@ func (c *Config) validate(skip map[string]bool) []error {
 	}
 	if c.MemoryLimit > 0 && c.MemoryLimit < MinMemoryLimit {
 		add("memory_limit", c.MemoryLimit.String(), "must be at least 32MiB", `use "auto", "off" or a size such as "1GiB"`)
+	}
+	if c.DecodeBudget < MinDecodeBudget {
+		add("decode_budget", c.DecodeBudget.String(), "must be at least 16MiB, about what one full Kinesis event takes to decode", `use a size such as "64MiB"`)
 	}
 	if c.ShutdownTimeout <= 0 {
 		add("shutdown_timeout", c.ShutdownTimeout.String(), "must be more than 0s", `use a duration such as "30s"`)

@@ -138,6 +138,7 @@ type rawConfig struct {
 	Pool            Pool           `koanf:"pool"`
 	ShutdownTimeout Duration       `koanf:"shutdown_timeout"`
 	MemoryLimit     MemoryLimit    `koanf:"memory_limit"`
+	DecodeBudget    ByteSize       `koanf:"decode_budget"`
 	WorkerID        string         `koanf:"worker_id"`
 	Connectors      []rawConnector `koanf:"connectors"`
 }
@@ -156,7 +157,7 @@ type rawConnector struct {
 // decodeConfig decodes the merged tree into a Config and validates it.
 func decodeConfig(reg Registry, raw map[string]any) (*Config, []error) {
 	def := Default()
-	rc := rawConfig{HTTP: def.HTTP, Pool: def.Pool, ShutdownTimeout: def.ShutdownTimeout, MemoryLimit: def.MemoryLimit}
+	rc := rawConfig{HTTP: def.HTTP, Pool: def.Pool, ShutdownTimeout: def.ShutdownTimeout, MemoryLimit: def.MemoryLimit, DecodeBudget: def.DecodeBudget}
 	// Pre-size the list with defaulted connectors: mapstructure decodes onto existing slice
 	// elements, so keys a connector leaves out keep their defaults, while a value written
 	// as zero stays zero and is rejected by validation instead of silently defaulted.
@@ -176,7 +177,7 @@ func decodeConfig(reg Registry, raw map[string]any) (*Config, []error) {
 	}
 	note(Decode(raw, &rc, ""))
 
-	cfg := &Config{HTTP: rc.HTTP, Pool: rc.Pool, ShutdownTimeout: rc.ShutdownTimeout, MemoryLimit: rc.MemoryLimit, WorkerID: rc.WorkerID}
+	cfg := &Config{HTTP: rc.HTTP, Pool: rc.Pool, ShutdownTimeout: rc.ShutdownTimeout, MemoryLimit: rc.MemoryLimit, DecodeBudget: rc.DecodeBudget, WorkerID: rc.WorkerID}
 	for i, rcn := range rc.Connectors {
 		p := "connectors[" + strconv.Itoa(i) + "]"
 		cn := Connector{Name: rcn.Name, Checkpoint: rcn.Checkpoint, Errors: rcn.Errors, Group: rcn.Group,

@@ -376,7 +376,7 @@ func TestValidationErrors(t *testing.T) {
 		{"dlq topic without dlq", conn("    errors: {dlq_topic: d}\n"), "connectors[0].errors.dlq_topic", `"d": is set but errors.policy is "fail"`},
 		{"dlq topic with skip", conn("    errors: {policy: skip, dlq_topic: d}\n"), "connectors[0].errors.dlq_topic", `is set but errors.policy is "skip"`},
 		{"unknown top key", "shutdown_timout: 1s\n" + minimalConnector, "shutdown_timout", "unknown key; did you mean shutdown_timeout?"},
-		{"unknown key no suggestion", "metrics: {}\n" + minimalConnector, "metrics", "unknown key; known keys are connectors, http, memory_limit, pool, shutdown_timeout"},
+		{"unknown key no suggestion", "metrics: {}\n" + minimalConnector, "metrics", "unknown key; known keys are connectors, decode_budget, http, memory_limit, pool, shutdown_timeout"},
 		{"unknown connector key", conn("    checkpiont: {}\n"), "connectors[0].checkpiont", "did you mean checkpoint?"},
 		{"uppercase key is unknown", "Pool: {max_pending_records: 1}\n" + minimalConnector, "Pool", "did you mean pool?"},
 		{"section not a table", "pool: 5\n" + minimalConnector, "pool", "5: expected a table of keys, got an integer"},

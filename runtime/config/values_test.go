@@ -320,3 +320,22 @@ func TestMemoryLimitLoads(t *testing.T) {
 		t.Errorf("memory_limit plenty: %v; want an error naming the key and the forms", err)
 	}
 }
+
+// decode_budget loads from a file and from the environment, defaults to 64MiB, and a size below
+// 16MiB is a FieldError naming the key and the fix.
+func TestDecodeBudgetLoads(t *testing.T) {
+	if got := mustLoadYAML(t, "pool: {max_pending_bytes: 1MiB}\n").DecodeBudget; got != 64<<20 {
+		t.Errorf("default decode_budget %v; want 64MiB", got)
+	}
+	if got := mustLoadYAML(t, "decode_budget: 128MiB\n").DecodeBudget; got != 128<<20 {
+		t.Errorf("decode_budget 128MiB loaded as %v", got)
+	}
+	if got := mustLoadYAML(t, "decode_budget: 128MiB\n", "SHARDBRIDGE_DECODE_BUDGET=32MiB").DecodeBudget; got != 32<<20 {
+		t.Errorf("SHARDBRIDGE_DECODE_BUDGET=32MiB loaded as %v", got)
+	}
+	_, err := loadYAML(t, "decode_budget: 8MiB\n")
+	p := findProblem(t, err, "decode_budget")
+	if !strings.Contains(p.Problem, "at least 16MiB") || !strings.Contains(p.Fix, "64MiB") {
+		t.Errorf("decode_budget 8MiB: %v; want the minimum and a fix", p)
+	}
+}

@@ -30,17 +30,6 @@ type kinesisAPI interface {
 
 var _ kinesisAPI = (*kinesis.Client)(nil)
 
-// http2ConnectionWindow returns the per-connection HTTP/2 receive window for a per-stream window.
-// It is a cap, not an allocation: what is buffered is bounded by the sum of the open streams'
-// windows too. 16 streams' worth keeps a few stalled subscriptions from starving the others that
-// share the connection; net/http accepts at most 4 MiB - 1.
-func http2ConnectionWindow(perStream int64) int {
-	w := perStream * 16
-	w = max(w, 64<<10)
-	w = min(w, 4<<20-1)
-	return int(w)
-}
-
 // newClient builds the Kinesis client from cfg: the standard credential chain unless credentials
 // are configured, HTTP/2 with bounded receive buffers, and the initial-response shim.
 func newClient(ctx context.Context, cfg *Config) (*kinesis.Client, error) {
@@ -49,10 +38,13 @@ func newClient(ctx context.Context, cfg *Config) (*kinesis.Client, error) {
 	// must add its roots to the transport, and refuses a client it cannot do that to.
 	hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 		tr.ForceAttemptHTTP2 = true
-		tr.HTTP2 = &http.HTTP2Config{
-			MaxReceiveBufferPerStream:     int(perStream),
-			MaxReceiveBufferPerConnection: http2ConnectionWindow(perStream),
-		}
+		// Only the per-stream window is set: it bounds what a subscription buffers (counted per
+		// shard by the memory limit). The connection's window is left at net/http's default (1
+		// GiB, so in effect no cap), because a cap below the sum of the streams' windows
+		// deadlocks the decode budget: readers waiting for their share leave their streams'
+		// windows full, and once those fill the connection's, the events of the readers that
+		// hold the budget stop arriving, so they never give it back.
+		tr.HTTP2 = &http.HTTP2Config{MaxReceiveBufferPerStream: int(perStream)}
 		if cfg.TLSSkipVerify {
 			if tr.TLSClientConfig == nil {
 				tr.TLSClientConfig = &tls.Config{}
@@ -87,14 +79,16 @@ func newClient(ctx context.Context, cfg *Config) (*kinesis.Client, error) {
 	}), nil
 }
 
-// shimClient puts initialResponseTransport, and the read gate of a SubscribeToShard call
-// (see readGate), in front of the SDK's HTTP client.
+// shimClient puts initialResponseTransport, the read gate of a SubscribeToShard call (see
+// readGate) and the decode meter of a GetRecords call (see decodeMeter) in front of the SDK's
+// HTTP client.
 type shimClient struct{ next kinesis.HTTPClient }
 
 func (c shimClient) Do(req *http.Request) (*http.Response, error) {
 	resp, err := initialResponseTransport{next: roundTripFunc(c.next.Do)}.RoundTrip(req)
 	if err == nil {
 		gateBody(req, resp) // outermost: the supplied initial-response is a message too
+		meterBody(req, resp)
 	}
 	return resp, err
 }

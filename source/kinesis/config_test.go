@@ -98,9 +98,8 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 	}
 }
 
-// A shard's share of the memory limit: with EFO its window and one event of up to 2 MiB and
-// 10,000 records decoded (5 x E + 512 B a record); when polling, one GetRecords response of up
-// to 10 MiB and 10,000 records, or max_records records of up to 1 MiB when that is smaller.
+// A shard's share of the memory limit is its window and the reader's state, with EFO and when
+// polling alike: what it decodes is the decode budget's.
 func TestShardHeldBytes(t *testing.T) {
 	off := false
 	for _, tc := range []struct {
@@ -108,10 +107,9 @@ func TestShardHeldBytes(t *testing.T) {
 		c    Config
 		want int64
 	}{
-		{"efo defaults", Config{}, 256<<10 + 5*(2<<20) + 10000*512},
-		{"efo 1MiB window", Config{HTTP2MaxReceiveBufferPerStream: config.ByteSize(1 << 20)}, 1<<20 + 5*(2<<20) + 10000*512},
-		{"polling defaults", Config{EFO: EFOConfig{Enabled: &off}}, 5*(10<<20) + 10000*512},
-		{"polling 3 records", Config{EFO: EFOConfig{Enabled: &off}, MaxRecords: 3}, 5*(3<<20) + 3*512},
+		{"efo defaults", Config{}, 256<<10 + 128<<10},
+		{"efo 1MiB window", Config{HTTP2MaxReceiveBufferPerStream: config.ByteSize(1 << 20)}, 1<<20 + 128<<10},
+		{"polling defaults", Config{EFO: EFOConfig{Enabled: &off}}, 256<<10 + 128<<10},
 	} {
 		c := tc.c
 		c.Stream, c.Region = "orders", "eu-west-1"
@@ -124,28 +122,41 @@ func TestShardHeldBytes(t *testing.T) {
 	}
 }
 
-// An EFO shard that confirms its closed end with GetRecords holds a polling shard's figure
-// meanwhile, not an EFO one's.
-func TestHeldBytesWhileDraining(t *testing.T) {
+// HeldBytes follows the shards being read.
+func TestHeldBytesFollowsActiveShards(t *testing.T) {
 	src, err := New(Config{Stream: "orders", Region: "eu-west-1"}, "mirror")
 	if err != nil {
 		t.Fatal(err)
 	}
+	per := src.cfg.ShardHeldBytes()
 	a, b := newShardState("a"), newShardState("b")
 	src.setActive(a, true)
 	src.setActive(b, true)
-	efo, poll := src.cfg.shardHeldBytes(true), src.cfg.shardHeldBytes(false)
-	if got := src.HeldBytes(); got != 2*efo {
-		t.Errorf("two EFO shards hold %d, want %d", got, 2*efo)
+	if got := src.HeldBytes(); got != 2*per {
+		t.Errorf("two shards hold %d, want %d", got, 2*per)
 	}
-	src.setDraining(b, true)
-	src.setDraining(b, true) // idempotent
-	if got := src.HeldBytes(); got != efo+poll {
-		t.Errorf("one EFO shard and one draining hold %d, want %d", got, efo+poll)
-	}
-	src.setDraining(b, false)
 	src.setActive(b, false)
-	if got := src.HeldBytes(); got != efo {
-		t.Errorf("one EFO shard holds %d, want %d", got, efo)
+	if got := src.HeldBytes(); got != per {
+		t.Errorf("one shard holds %d, want %d", got, per)
+	}
+}
+
+// A read's share of the decode budget is 4 x its length; a GetRecords response of unknown length
+// counts as the most max_records records may return: base64 of min(10 MiB, n x 1 MiB) and 160
+// bytes of JSON a record.
+func TestDecodeShare(t *testing.T) {
+	for _, tc := range []struct {
+		length     int64
+		maxRecords int
+		want       int64
+	}{
+		{0, 10000, 0},
+		{4 << 20, 10000, 16 << 20},
+		{-1, 10000, 4 * ((10<<20+2)/3*4 + 10000*160)},
+		{-1, 3, 4 * ((3<<20+2)/3*4 + 3*160)},
+	} {
+		if got := decodeShare(tc.length, tc.maxRecords); got != tc.want {
+			t.Errorf("decodeShare(%d, %d) = %d, want %d", tc.length, tc.maxRecords, got, tc.want)
+		}
 	}
 }

@@ -66,8 +66,10 @@
 // connection yet) and with the pool wait timeout (the runtime's pool.wait_timeout, see
 // WithPoolWaitTimeout) before it reads each event. When that wait times out it closes the
 // subscription cleanly (reason backpressure_timeout) and resubscribes after backoff from its last
-// position. An idle watchdog closes a subscription that delivers nothing, not even a heartbeat,
-// for idle_timeout (reason idle); time spent waiting for pool space does not count. Retries back
+// position. Once an event starts to arrive the reader waits, with the same timeout, for its share
+// of the decode budget (see Memory; reason decode_budget_timeout when it passes). An idle
+// watchdog closes a subscription that delivers nothing, not even a heartbeat, for idle_timeout
+// (reason idle); time spent waiting for pool space or for the decode budget does not count. Retries back
 // off exponentially from 300ms to 5s with jitter, never call SubscribeToShard more than once a
 // second per shard, wait at least 5s after ResourceInUse, and the backoff resets after a
 // subscription that delivered events. The end of a subscription's lifetime (5 minutes)
@@ -108,29 +110,44 @@
 //
 // # Memory
 //
-// Besides the runtime's pool (pool.max_pending_bytes), the source holds per shard being read: the
-// HTTP/2 receive window, http2_max_receive_buffer_per_stream (default 256KiB; all streams of one
-// connection together are further capped at min(16 x that, 4MiB - 1)), and the event being
-// decoded. aws-sdk-go-v2 reads a subscription with goroutines of its own that would decode the
-// next events while the reader waits for pool space; the read gate (gate.go) lets the SDK read
-// one event-stream message per credit, and the reader grants a credit only after WaitForSpace,
-// so a waiting shard holds no decoded event beyond the one it asked for. Decoding an event of E
-// bytes allocates about 5 x E: the SDK grows a payload buffer by doubling to the base64 message
-// (4/3 x E, so up to 8/3 x E, plus the smaller buffers it outgrew), then decodes the records
-// (E); each record costs about 512 B more (the SDK's decoded object and strings, the
-// runtime.Record and its headers). An event is at most what Kinesis puts in one, taken as
-// MaxEventBytes (2 MiB, EFO's 2 MiB per second per shard) in MaxEventRecords (10,000). Polling
-// holds one GetRecords response being decoded instead: at most MaxGetRecordsBytes (10 MiB) in
-// 10,000 records, or max_records records of up to 1 MiB when that is less; so does an EFO reader
-// while it reads a closed shard's end with GetRecords.
+// Besides the runtime's pool (pool.max_pending_bytes), what the source holds is bounded in two
+// parts: what it decodes, by one runtime.DecodeBudget shared by every reader of the process
+// (decode_budget, see WithDecodeBudget), and per shard being read, the HTTP/2 receive window and
+// the reader's small state.
+//
+// aws-sdk-go-v2 reads a subscription with goroutines of its own that would decode the next
+// events while the reader waits for pool space. The read gate (gate.go) lets the SDK read one
+// event-stream message per credit, and the reader grants a credit only after WaitForSpace. The
+// gate then reads the message's 4-byte length and stops: the reader takes a share of the decode
+// budget of decodeFactor (4) x that length, waiting in turn (first come, first served) while the
+// budget is taken, and only then lets the SDK read the message. It gives the share back once the
+// event's records are in the pool. Reading and decoding a message of L bytes takes up to about 4
+// x L: the SDK reads it into a buffer grown by doubling, decodes the base64 data (3/4 x L at
+// most) and each record's structures, and the reader converts them into runtime.Records. A full
+// event (MaxEventBytes, 2 MiB, in up to MaxEventRecords) is a message of 3 to 4 MiB. A quiet
+// shard holds no share while it waits for its next event, and a share larger than the whole
+// budget is cut to it, so such an event decodes alone. Polling does the same for each GetRecords
+// response (decodeMeter): its share is taken from its Content-Length before the SDK reads its
+// body, and given back once its records are in the pool; so does an EFO reader while it reads a
+// closed shard's end with GetRecords.
+//
+// Per shard being read the source holds its HTTP/2 receive window,
+// http2_max_receive_buffer_per_stream (default 256KiB), full while the reader waits, and its
+// state: the reader's and the SDK's goroutines, the HTTP/2 stream, its metric series, counted as
+// 128 KiB (TestIdleShardStateBoundedMemory measures about 80 KiB between events; the SDK keeps
+// no decode buffers per stream between events, and the reader's record chunks are sized per
+// event and dropped after it). The connection's own HTTP/2 window is left uncapped: readers
+// waiting for the budget keep their windows full, and a connection window smaller than their sum
+// would starve the readers holding the budget of their events' bytes.
 //
 // Config.ShardHeldBytes is that per-shard figure, and Source.HeldBytes multiplies it by the
 // shards being read now (runtime.MemoryHolder). With memory_limit "auto", the runtime sizes Go's
 // soft memory limit from it (runtime.MemoryBudget: the pool's bytes twice, 1 KiB per record it
-// admits, HeldBytes and a 48 MiB base) and follows it as readers start and end. BENCHMARKS.md
-// measures peak RSS against that limit plus the binary's size at 1, 8, 32 and 128 shards with
-// full 2 MiB events, of 1 KiB records and of 210-byte records (10,000 to an event). The test
-// TestBackpressure64ShardsBoundedMemory checks the heap with a sink that never acknowledges.
+// admits, the decode budget, HeldBytes and a 48 MiB base) and follows it as readers start and
+// end. BENCHMARKS.md measures peak RSS against that limit plus the binary's size at 1, 8, 32, 128
+// and 256 shards with full 2 MiB events, of 1 KiB records and of 210-byte records (10,000 to an
+// event). TestDecodeBudgetBoundedMemory and TestBackpressure64ShardsBoundedMemory check the heap
+// with a sink that never acknowledges.
 //
 // # Metrics
 //
@@ -141,9 +158,12 @@
 //	shardbridge_kinesis_bytes_read_total                   counter
 //	shardbridge_kinesis_subscriptions_opened_total         counter
 //	shardbridge_kinesis_subscriptions_ended_total{reason}  counter: expired, shard_end, idle,
-//	                                                        backpressure_timeout, closed_quiet,
+//	                                                        backpressure_timeout,
+//	                                                        decode_budget_timeout, closed_quiet,
 //	                                                        empty, canceled, or an AWS error
 //	                                                        code / transport reason
+//	shardbridge_kinesis_decode_wait_seconds_total          counter: time waited for a share of
+//	                                                        the decode budget (wall clock)
 //	shardbridge_kinesis_resubscribe_backoff_seconds        histogram
 //	shardbridge_kinesis_kpl_aggregates_total               counter
 //	shardbridge_kinesis_kpl_user_records_total             counter
@@ -156,6 +176,6 @@
 //	                                                        Run runs
 //
 // and shardbridge_kinesis_active_shards (gauge, label connector only). ShardReport reports each
-// shard's reader state, millis behind latest, subscription start, last error, records read, and
+// shard's reader state (decode_wait while it waits for the decode budget), millis behind latest, subscription start, last error, records read, and
 // the parents it waits for and how long.
 package kinesis

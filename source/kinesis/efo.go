@@ -26,8 +26,8 @@ import (
 //  1. Discovery marks a shard closed when ListShards shows its EndingSequenceNumber (the value
 //     itself is not used; kinesis-mock writes 9223372036854775807 there).
 //  2. readSubscription counts r.quiet, the time spent waiting for events since the last new
-//     record was emitted, on the source's clock. Waiting for pool space and emitting are outside
-//     that wait, so backpressure never counts as quiet.
+//     record was emitted, on the source's clock. Waiting for pool space or for the decode
+//     budget and emitting are outside that wait, so backpressure never counts as quiet.
 //  3. Once the shard is marked closed, watchClosed wakes the reader every quarter of
 //     closed_shard_quiet_period (with the source's wait), so a subscription that sends nothing
 //     at all is looked at too; an event without new records is looked at as it arrives.
@@ -81,7 +81,7 @@ func (r *shardReader) runEFO(ctx context.Context) error {
 			pos.SequenceNumber = aws.String(seq)
 		}
 		lastCall = s.now()
-		gate := newReadGate()
+		gate := newReadGate(true)
 		out, err := r.run.api.SubscribeToShard(withReadGate(ctx, gate), &kinesis.SubscribeToShardInput{
 			ConsumerARN: aws.String(r.run.consumerARN), ShardId: aws.String(r.st.id), StartingPosition: pos,
 		}, ownEventStreamCodec)
@@ -122,6 +122,10 @@ func (r *shardReader) runEFO(ctx context.Context) error {
 			r.met.ended("backpressure_timeout")
 			delay, isBackoff = bo.next(), true
 			r.log.Info("kinesis: pool full past wait timeout, closed subscription", "retry_in", delay)
+		case errors.Is(rerr, errDecodeBudget):
+			r.met.ended("decode_budget_timeout")
+			delay, isBackoff = bo.next(), true
+			r.log.Info("kinesis: decode budget taken past wait timeout, closed subscription", "retry_in", delay)
 		case errors.Is(rerr, errClosedQuiet):
 			r.met.ended("closed_quiet")
 			stopWatch()
@@ -176,8 +180,6 @@ func (r *shardReader) drainClosed(ctx context.Context) error {
 	s := r.run.s
 	r.log.Info("kinesis: shard is closed and its subscription quiet; reading its end with GetRecords",
 		"quiet", r.quiet, "closed_shard_quiet_period", s.cfg.ClosedShardQuietPeriod.D())
-	s.setDraining(r.st, true)
-	defer s.setDraining(r.st, false)
 	return r.runPoll(ctx)
 }
 
@@ -195,16 +197,23 @@ func ownEventStreamCodec(o *kinesis.Options) {
 
 // readSubscription reads events until the subscription ends. It returns whether any event
 // arrived, and why it ended: nil for a clean end of the stream, errShardEnded, errBackpressure,
-// errIdle, errClosedQuiet, or the stream's error.
+// errDecodeBudget, errIdle, errClosedQuiet, or the stream's error.
+//
+// Per event: wait for pool space, grant the gate a credit, wait for the event's first bytes (the
+// gate reports its length), take the event's share of the decode budget and admit it, wait for
+// the SDK to decode it, emit its records, and give the share back.
 func (r *shardReader) readSubscription(ctx context.Context, stream *kinesis.SubscribeToShardEventStream, gate *readGate) (bool, error) {
 	s := r.run.s
 	events := stream.Events()
 	delivered := false
 	r.emitTimeout = s.poolWait
 	defer func() { r.emitTimeout = 0 }()
+	defer r.decode.Release()
 	idle := time.NewTimer(s.cfg.IdleTimeout.D())
 	defer idle.Stop()
 	for {
+		// The previous event's records are in the pool (or it had none).
+		r.decode.Release()
 		// Wait for room before reading the next event, bounded so that a subscription is never
 		// held open (and buffered) indefinitely while the pool is full.
 		s.setState(r.st, StateBackpressure)
@@ -218,7 +227,7 @@ func (r *shardReader) readSubscription(ctx context.Context, stream *kinesis.Subs
 		// Only now may the SDK read the next event off the connection.
 		gate.grant()
 		// The watchdog and r.quiet count only time spent waiting for an event, not for pool
-		// space.
+		// space or the decode budget.
 		idle.Reset(s.cfg.IdleTimeout.D())
 		var ev types.SubscribeToShardEventStream
 		var ok bool
@@ -228,6 +237,17 @@ func (r *shardReader) readSubscription(ctx context.Context, stream *kinesis.Subs
 			select {
 			case ev, ok = <-events:
 				break wait
+			case n := <-gate.arrived:
+				// The event is arriving: take its share of the decode budget before the SDK
+				// reads it, with the watchdog stopped.
+				stopTimer(idle)
+				began := s.now()
+				if err := r.takeDecode(ctx, n, s.poolWait); err != nil {
+					return delivered, err
+				}
+				from = from.Add(s.now().Sub(began))
+				gate.admitted()
+				idle.Reset(s.cfg.IdleTimeout.D())
 			case <-idle.C:
 				r.quiet += s.now().Sub(from)
 				return delivered, errIdle
@@ -241,12 +261,7 @@ func (r *shardReader) readSubscription(ctx context.Context, stream *kinesis.Subs
 			}
 		}
 		waited := s.now().Sub(from)
-		if !idle.Stop() {
-			select { // drain a fire that raced with the event
-			case <-idle.C:
-			default:
-			}
-		}
+		stopTimer(idle)
 		if !ok {
 			r.quiet += waited
 			return delivered, stream.Err()
@@ -289,4 +304,14 @@ func (r *shardReader) handleEvent(ctx context.Context, ev *types.SubscribeToShar
 	}
 	r.cont = *ev.ContinuationSequenceNumber
 	return nil
+}
+
+// stopTimer stops t and drains a fire that raced with the stop, so that a Reset starts afresh.
+func stopTimer(t *time.Timer) {
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
 }

@@ -28,7 +28,7 @@ func encodeMessages(t *testing.T, payloads ...string) []byte {
 
 func gatedResponse(t *testing.T, body []byte, status int, contentType string) (*http.Response, *readGate) {
 	t.Helper()
-	g := newReadGate()
+	g := newReadGate(false)
 	req, _ := http.NewRequestWithContext(withReadGate(t.Context(), g), "POST", "https://kinesis.invalid/", nil)
 	resp := &http.Response{StatusCode: status, Header: http.Header{"Content-Type": {contentType}}, Body: io.NopCloser(bytes.NewReader(body))}
 	gateBody(req, resp)

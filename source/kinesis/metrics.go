@@ -17,6 +17,7 @@ type metrics struct {
 	subsOpened     *prometheus.CounterVec
 	subsEnded      *prometheus.CounterVec
 	backoffSeconds *prometheus.HistogramVec
+	decodeWait     *prometheus.CounterVec
 	activeShards   *prometheus.GaugeVec
 	kplAggregates  *prometheus.CounterVec
 	kplUserRecords *prometheus.CounterVec
@@ -49,12 +50,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, shardLabels)),
 		subsEnded: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shardbridge_kinesis_subscriptions_ended_total",
-			Help: "SubscribeToShard subscriptions ended, by reason: expired, shard_end, idle, backpressure_timeout, closed_quiet, empty, canceled, or an error code.",
+			Help: "SubscribeToShard subscriptions ended, by reason: expired, shard_end, idle, backpressure_timeout, decode_budget_timeout, closed_quiet, empty, canceled, or an error code.",
 		}, append(shardLabels, "reason"))),
 		backoffSeconds: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "shardbridge_kinesis_resubscribe_backoff_seconds",
 			Help:    "Waits before a SubscribeToShard or GetRecords retry.",
 			Buckets: []float64{0.1, 0.3, 0.6, 1.2, 2.5, 5, 10},
+		}, shardLabels)),
+		decodeWait: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardbridge_kinesis_decode_wait_seconds_total",
+			Help: "Time the shard reader waited for its share of the decode budget before the next event or GetRecords response could be read.",
 		}, shardLabels)),
 		activeShards: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "shardbridge_kinesis_active_shards",
@@ -148,6 +153,7 @@ type shardMetrics struct {
 	subsOpened     prometheus.Counter
 	subsEnded      *prometheus.CounterVec // by reason
 	backoffSeconds prometheus.Observer
+	decodeWait     prometheus.Counter
 	kplAggregates  prometheus.Counter
 	kplUserRecords prometheus.Counter
 	kplCorrupt     prometheus.Counter
@@ -162,6 +168,7 @@ func (m *metrics) shard(connector, shard string) *shardMetrics {
 		subsOpened:     m.subsOpened.With(l),
 		subsEnded:      m.subsEnded.MustCurryWith(l),
 		backoffSeconds: m.backoffSeconds.With(l),
+		decodeWait:     m.decodeWait.With(l),
 		kplAggregates:  m.kplAggregates.With(l),
 		kplUserRecords: m.kplUserRecords.With(l),
 		kplCorrupt:     m.kplCorrupt.With(l),

@@ -9,9 +9,14 @@ import (
 )
 
 // runPoll reads the shard with GetShardIterator and GetRecords (efo.enabled: false), under the
-// same pool, lineage and position rules as runEFO.
+// same pool, lineage and position rules as runEFO. Each GetRecords response takes its share of
+// the decode budget once its length is known and before the SDK reads it (see decodeMeter), and
+// gives it back once its records are in the pool.
 func (r *shardReader) runPoll(ctx context.Context) error {
 	s := r.run.s
+	defer r.decode.Release()
+	// Polling holds no connection between calls, so the wait for the budget has no deadline.
+	meter := &decodeMeter{admit: func(ctx context.Context, length int64) error { return r.takeDecode(ctx, length, 0) }}
 	bo := newBackoff()
 	iter := ""
 	var lastCall time.Time
@@ -56,11 +61,12 @@ func (r *shardReader) runPoll(ctx context.Context) error {
 		}
 		s.setState(r.st, StateReading)
 		lastCall = s.now()
-		out, err := r.run.api.GetRecords(ctx, &kinesis.GetRecordsInput{
+		out, err := r.run.api.GetRecords(withDecodeMeter(ctx, meter), &kinesis.GetRecordsInput{
 			ShardIterator: aws.String(iter), Limit: aws.Int32(int32(s.cfg.MaxRecords)),
 			StreamARN: r.run.streamARNParam(),
 		})
 		if err != nil {
+			r.decode.Release()
 			if classify(ctx, err) == classExpiredIterator {
 				iter = "" // renew from the last position at once
 				continue
@@ -81,6 +87,7 @@ func (r *shardReader) runPoll(ctx context.Context) error {
 		if err := r.emit(ctx, out.Records); err != nil {
 			return err
 		}
+		r.decode.Release() // the records are in the pool
 		if out.NextShardIterator == nil {
 			// A closed shard read to its end.
 			return r.end(ctx, out.ChildShards)

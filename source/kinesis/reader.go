@@ -48,6 +48,43 @@ type shardReader struct {
 	// WaitForSpace only waits for room for one record; an event may need more, and the reader
 	// must not hold a subscription open past pool.wait_timeout either way.
 	emitTimeout time.Duration
+	// decode is the reader's share of the decode budget, held from before the SDK reads an event
+	// (or a GetRecords response) until its records are in the pool; at most one at a time.
+	decode runtime.DecodeShare
+}
+
+// takeDecode waits for a share of the decode budget for a read of length bytes (see
+// decodeShare), and holds it in r.decode. While it waits, the shard's state is decode_wait and
+// the wait counts in shardbridge_kinesis_decode_wait_seconds_total (on the wall clock, like the
+// pool's wait time). timeout > 0 bounds the wait (an open subscription must not idle past
+// pool.wait_timeout), and passing it returns errDecodeBudget.
+func (r *shardReader) takeDecode(ctx context.Context, length int64, timeout time.Duration) error {
+	s := r.run.s
+	r.decode.Release() // one read at a time
+	n := decodeShare(length, s.cfg.MaxRecords)
+	if sh, ok := s.budget.TryAcquire(n); ok {
+		r.decode = sh
+		return nil
+	}
+	actx := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		actx, cancel = context.WithTimeoutCause(ctx, timeout, errDecodeBudget)
+		defer cancel()
+	}
+	prev := s.swapState(r.st, StateDecodeWait)
+	start := time.Now()
+	sh, err := s.budget.Acquire(actx, n)
+	r.met.decodeWait.Add(time.Since(start).Seconds())
+	if err != nil {
+		if ctx.Err() == nil && errors.Is(context.Cause(actx), errDecodeBudget) {
+			return errDecodeBudget
+		}
+		return err
+	}
+	s.setState(r.st, prev)
+	r.decode = sh
+	return nil
 }
 
 // startingPosition is where the next subscription or iterator starts. The rule, in order:
@@ -188,6 +225,10 @@ func (r *shardReader) pause(ctx context.Context, d time.Duration, backoff bool) 
 
 // errBackpressure ends a subscription whose reader waited for pool space past the timeout.
 var errBackpressure = errors.New("pool stayed full past the wait timeout")
+
+// errDecodeBudget ends a subscription whose reader waited for its share of the decode budget
+// past the pool wait timeout.
+var errDecodeBudget = errors.New("decode budget stayed taken past the wait timeout")
 
 // errIdle ends a subscription that delivered nothing for idle_timeout.
 var errIdle = errors.New("subscription delivered nothing within idle_timeout")

@@ -63,20 +63,26 @@ type converter struct {
 	// Headers and the per-record byte values (sequence number, partition key) are cut from
 	// chunks rather than allocated one by one: a record costs no allocation of its own. A chunk
 	// lives until its last record is released, which is soon, since records are released in
-	// about the order they were read.
+	// about the order they were read. Chunks are sized for the batch being converted (up to the
+	// sizes below) and what is left of them is dropped at the end of the batch, so a reader
+	// keeps none between events.
 	hdrs  []runtime.Header
 	bytes []byte
+	// hdrChunk and bytesChunk are the chunk sizes for the batch being converted.
+	hdrChunk, bytesChunk int
 }
 
 const (
-	headerChunk = 4 * 256 // headers: 256 records' worth
-	bytesChunk  = 16 << 10
+	maxHeaderChunk = 4 * 256 // headers: 256 records' worth
+	maxBytesChunk  = 16 << 10
+	// chunkRecordBytes is about what a record's sequence number and partition key take.
+	chunkRecordBytes = 96
 )
 
 // headers returns n zeroed headers of length 0 and capacity n, cut from the current chunk.
 func (c *converter) headers(n int) []runtime.Header {
 	if len(c.hdrs) < n {
-		c.hdrs = make([]runtime.Header, max(headerChunk, n))
+		c.hdrs = make([]runtime.Header, max(c.hdrChunk, n))
 	}
 	h := c.hdrs[:0:n]
 	c.hdrs = c.hdrs[n:]
@@ -92,11 +98,11 @@ func fixedBytes(v string) []byte {
 // copyBytes returns a copy of v cut from the current chunk, with its capacity capped at its
 // length so that an append can never write into a neighbour.
 func (c *converter) copyBytes(v string) []byte {
-	if len(v) > bytesChunk/4 {
+	if len(v) > maxBytesChunk/4 {
 		return []byte(v)
 	}
 	if cap(c.bytes)-len(c.bytes) < len(v) {
-		c.bytes = make([]byte, 0, bytesChunk)
+		c.bytes = make([]byte, 0, max(c.bytesChunk, len(v)))
 	}
 	start := len(c.bytes)
 	c.bytes = append(c.bytes, v...)
@@ -109,6 +115,10 @@ func (c *converter) copyBytes(v string) []byte {
 // Records at or before last are dropped: that is how a resubscription AT_SEQUENCE_NUMBER of the
 // last emitted record, or a restart inside a KPL aggregate, neither repeats nor skips a record.
 func (c *converter) convert(out []runtime.Record, recs []types.Record, last runtime.Position) ([]runtime.Record, int64) {
+	// Four headers a record (more for de-aggregated records, which take further chunks).
+	c.hdrChunk = min(maxHeaderChunk, 4*len(recs))
+	c.bytesChunk = min(maxBytesChunk, chunkRecordBytes*len(recs))
+	defer func() { c.hdrs, c.bytes = nil, nil }()
 	var n int64
 	for i := range recs {
 		kr := &recs[i]

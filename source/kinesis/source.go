@@ -32,14 +32,12 @@ type Source struct {
 	now       func() time.Time
 	wait      func(ctx context.Context, d time.Duration) error
 	poolWait  time.Duration
+	budget    *runtime.DecodeBudget
 	api       kinesisAPI // nil until Run builds the client, unless an option set it
 
 	mu     sync.Mutex
 	shards map[string]*shardState // mu guards the map and every shardState's fields
 	active int                    // mu guards; shards in a reading state
-	// draining (mu guards) counts the active shards whose EFO reader confirms the end with
-	// GetRecords.
-	draining int
 }
 
 var _ runtime.Source = (*Source)(nil)
@@ -70,6 +68,12 @@ func WithWait(wait func(ctx context.Context, d time.Duration) error) Option {
 // before it closes the subscription (the runtime's pool.wait_timeout). Default 30s.
 func WithPoolWaitTimeout(d time.Duration) Option { return func(s *Source) { s.poolWait = d } }
 
+// WithDecodeBudget shares b, the process's decode budget, with the source's readers: a reader
+// takes its share of b before the SDK reads an event or a GetRecords response, and gives it back
+// once the records are in the pool. Default: a budget of runtime.DefaultDecodeBudget of the
+// source's own.
+func WithDecodeBudget(b *runtime.DecodeBudget) Option { return func(s *Source) { s.budget = b } }
+
 // WithClient uses c instead of building a client from the config (its region, endpoint,
 // credentials and HTTP settings are then c's).
 func WithClient(c *kinesis.Client) Option { return func(s *Source) { s.api = c } }
@@ -97,6 +101,9 @@ func New(cfg Config, connector string, opts ...Option) (*Source, error) {
 	}
 	if s.met == nil {
 		s.met = newMetrics(nil)
+	}
+	if s.budget == nil {
+		s.budget = runtime.NewDecodeBudget(runtime.DefaultDecodeBudget)
 	}
 	s.log = s.log.With("connector", connector, "stream", cfg.StreamName())
 	return s, nil

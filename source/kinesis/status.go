@@ -15,6 +15,7 @@ const (
 	StateReading       = "reading"        // reading events or polling records
 	StateBackoff       = "backoff"        // waiting before a retry
 	StateBackpressure  = "backpressure"   // waiting for pool space
+	StateDecodeWait    = "decode_wait"    // waiting for its share of the decode budget
 	StateEnded         = "ended"          // read to its end
 	StateNotOwned      = "not_owned"      // another worker of the connector's group owns it
 )
@@ -32,10 +33,6 @@ type shardState struct {
 	// closedCh is closed then; it never changes back.
 	closed   bool
 	closedCh chan struct{}
-	// draining is set while the reader confirms the end of a closed, quiet shard with
-	// GetRecords (see shardReader.runEFO).
-	draining bool
-
 	// waitingFor are the parents whose end checkpoints the shard still waits for, since
 	// waitSince (the source's clock); nextWarn is the wait after which the next warning is logged.
 	waitingFor []string
@@ -83,18 +80,13 @@ func (s *Source) setState(st *shardState, state string) {
 	s.mu.Unlock()
 }
 
-// setDraining marks the reader of st as confirming its shard's end with GetRecords, or done.
-func (s *Source) setDraining(st *shardState, on bool) {
+// swapState sets the state of st and returns the one before.
+func (s *Source) swapState(st *shardState, state string) string {
 	s.mu.Lock()
-	if st.draining != on {
-		st.draining = on
-		if on {
-			s.draining++
-		} else {
-			s.draining--
-		}
-	}
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	prev := st.state
+	st.state = state
+	return prev
 }
 
 func (s *Source) setActive(st *shardState, on bool) {
@@ -176,51 +168,66 @@ func (s *Source) parentWaits() map[string]time.Duration {
 	return out
 }
 
-// What a shard being read may hold outside the pool (see doc.go, "Memory").
+// What a shard being read may hold outside the pool and the decode budget (see doc.go,
+// "Memory"), and what a read takes from the decode budget.
 const (
-	// MaxEventBytes is the record data one SubscribeToShardEvent carries at most, as assumed by
-	// the memory limit: EFO delivers at most 2 MiB per second per shard.
+	// MaxEventBytes is the record data one SubscribeToShardEvent carries at most (EFO delivers at
+	// most 2 MiB per second per shard), the "full event" of the documentation and the bench.
 	MaxEventBytes = 2 << 20
 	// MaxGetRecordsBytes is the most data one GetRecords call returns (Kinesis's limit).
 	MaxGetRecordsBytes = 10 << 20
-	// MaxEventRecords is the most records one event or GetRecords response carries, as assumed
-	// by the memory limit (GetRecords' limit of 10,000).
+	// MaxEventRecords is the most records one event or GetRecords response carries
+	// (GetRecords' limit of 10,000).
 	MaxEventRecords = 10000
 	// maxRecordBytes is the largest record Kinesis accepts.
 	maxRecordBytes = 1 << 20
-	// decodeFactor is what decoding a response or event of E bytes of record data allocates,
-	// in units of E: the SDK reads the base64 body (4/3 E) into a buffer grown by doubling (up
-	// to 8/3 E, plus the smaller buffers it outgrew), then decodes the records (E).
-	decodeFactor = 5
-	// recordOverhead is what each decoded record holds beyond its data: the SDK's decoded JSON
-	// object and types.Record with its strings, and the runtime.Record with its headers.
-	// BENCHMARKS.md measures a shard decoding 10,000 records of 200 bytes at under 10 MiB live.
-	recordOverhead = 512
+	// decodeFactor is what reading and decoding an event-stream message or a GetRecords body of
+	// L bytes takes, in units of L, until its records are in the pool: the SDK reads the body
+	// into a buffer grown by doubling (up to 2 L, plus the smaller buffers it outgrew, though
+	// only the last is live), decodes the base64 data (3/4 L at most) and builds each record's
+	// structures, and the source converts them into runtime.Records with their headers. In
+	// BENCHMARKS.md's terms: an event of E bytes of data takes about 5 x E plus 512 B a record,
+	// and a record's JSON is at least about 150 bytes beyond its base64 data (a 56-digit sequence
+	// number, the arrival time, the field names), so 4 x L covers any shape of records.
+	decodeFactor = 4
+	// recordJSONBytes is about what a record's JSON takes beyond its base64 data; it sizes a
+	// GetRecords response whose length the server does not give.
+	recordJSONBytes = 160
+	// shardStateBytes is what a shard being read keeps besides its HTTP/2 window: its reader's
+	// and the SDK's goroutines (a subscription has three) with their stacks, the HTTP/2
+	// stream, the converter's partly used chunks and its metric series. TestIdleShardHoldsLittle
+	// measures it, between events, at well under this.
+	shardStateBytes = 128 << 10
 )
 
-// ShardHeldBytes is the most memory one shard being read may hold outside the pool: with EFO,
-// its HTTP/2 receive window and one event being decoded (5 x 2 MiB + 10,000 records x 512 B);
-// when polling, one GetRecords response being decoded (5 x 10 MiB + 10,000 x 512 B, or
-// max_records x (5 x 1 MiB + 512 B) when that is less).
-func (c *Config) ShardHeldBytes() int64 { return c.shardHeldBytes(c.EFOEnabled()) }
-
-func (c *Config) shardHeldBytes(efo bool) int64 {
-	if efo {
-		return int64(c.HTTP2MaxReceiveBufferPerStream) + decodeFactor*MaxEventBytes + MaxEventRecords*recordOverhead
-	}
-	n := int64(min(c.MaxRecords, MaxEventRecords))
-	return decodeFactor*min(MaxGetRecordsBytes, n*maxRecordBytes) + n*recordOverhead
+// ShardHeldBytes is the most memory one shard being read may hold outside the pool and the
+// decode budget: its HTTP/2 receive window, which may be full while the reader waits for its
+// share of the budget or for pool space, and the reader's own state. It is the same with EFO and
+// with polling (a GetRecords response also arrives through a window), so an EFO reader that
+// confirms a closed shard's end with GetRecords holds the same.
+func (c *Config) ShardHeldBytes() int64 {
+	return int64(c.HTTP2MaxReceiveBufferPerStream) + shardStateBytes
 }
 
 // HeldBytes is ShardHeldBytes times the shards being read now (it implements
-// runtime.MemoryHolder). A shard waiting for its parents, or read to its end, holds nothing. An
-// EFO shard that confirms its end with GetRecords (see shardReader.runEFO) holds a polling
-// shard's figure meanwhile.
+// runtime.MemoryHolder). A shard waiting for its parents, or read to its end, holds nothing.
 func (s *Source) HeldBytes() int64 {
 	s.mu.Lock()
-	n, draining := s.active, s.draining
+	n := s.active
 	s.mu.Unlock()
-	return int64(n-draining)*s.cfg.ShardHeldBytes() + int64(draining)*s.cfg.shardHeldBytes(false)
+	return int64(n) * s.cfg.ShardHeldBytes()
 }
 
 var _ runtime.MemoryHolder = (*Source)(nil)
+
+// decodeShare is what a read of length bytes (an event-stream message, or a GetRecords body)
+// takes from the decode budget. maxRecords sizes a response of unknown length (length < 0) at
+// the most a GetRecords call with that limit may return.
+func decodeShare(length int64, maxRecords int) int64 {
+	if length < 0 {
+		n := int64(min(maxRecords, MaxEventRecords))
+		data := min(MaxGetRecordsBytes, n*maxRecordBytes)
+		length = (data+2)/3*4 + n*recordJSONBytes
+	}
+	return decodeFactor * length
+}
