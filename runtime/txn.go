@@ -31,12 +31,17 @@ import (
 
 // doomTxn marks the open transaction as one that must abort, and asks for the abort now.
 func (c *Connector) doomTxn(why error) {
+	c.markDoomed(why)
+	c.requestCommit()
+}
+
+// markDoomed marks the open transaction as one that must abort; the first reason stays.
+func (c *Connector) markDoomed(why error) {
 	c.txnMu.Lock()
 	if c.txnDoom == nil {
 		c.txnDoom = why
 	}
 	c.txnMu.Unlock()
-	c.requestCommit()
 }
 
 // commitTxn ends the open transaction: it commits it with the checkpoints of every tracked
@@ -53,9 +58,18 @@ func (c *Connector) commitTxn(ctx context.Context, final bool) {
 	owner := c.ownerSnapshot()
 	if own := c.opts.Ownership; own != nil {
 		lease, err := own.Lease(ctx)
-		if err != nil {
-			c.doomTxn(fmt.Errorf("the group did not confirm this worker's membership: %w", err))
-		} else {
+		switch {
+		case err != nil && c.txnEmpty():
+			// Nothing was written since the last commit, so there is nothing to abort: a rewind
+			// would only stop and restart every reader, and count an abort, on every commit
+			// tick until the worker is back in the group. The next commit asks again.
+			c.log.Debug("commit skipped: the group did not confirm this worker's membership, and the transaction is empty", "error", err)
+			return
+		case err != nil:
+			// This commit is the abort; asking for another one would come straight back here and
+			// spin while the worker is out of the group.
+			c.markDoomed(fmt.Errorf("the group did not confirm this worker's membership: %w", err))
+		default:
 			fence = &lease
 			owner.Epoch = lease.Epoch
 		}
@@ -110,6 +124,14 @@ func (c *Connector) commitTxn(ctx context.Context, final bool) {
 		c.log.Warn("transaction aborted; reading again from the last committed checkpoints", "error", err, "records", len(batch))
 		c.rewind(ctx)
 	}
+}
+
+// txnEmpty says whether the open transaction holds nothing: no record written into it (acknowledged
+// or in flight) and no reason to abort it.
+func (c *Connector) txnEmpty() bool {
+	c.txnMu.Lock()
+	defer c.txnMu.Unlock()
+	return c.txnDoom == nil && len(c.txnDone) == 0 && c.inflight.Load() == 0
 }
 
 // releaseAll gives back the pool space of records of a transaction that did not commit, and of

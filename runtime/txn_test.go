@@ -236,3 +236,66 @@ func TestExactlyOnceFencedStops(t *testing.T) {
 		}
 	})
 }
+
+// A worker out of the group (its lease refused) aborts a transaction that holds records, once,
+// and rewinds. An empty one it leaves alone: before, every commit tick while the worker waited to
+// rejoin aborted an empty transaction and restarted every reader, counting an abort each time.
+func TestExactlyOnceNoLeaseAbortsOnlyWhatHoldsRecords(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pool := runtime.NewPool(100, 1<<20)
+		store := runtimetest.NewMemoryStore()
+		sink := &txSink{fakeSink: &fakeSink{}, store: store}
+		own := newFakeOwnership()
+		rd := newOwnedReader()
+		rd.limit = 3
+		c, err := runtime.NewConnector(runtime.ConnectorOptions{
+			Name: "c1", Source: funcSource{run: rd.run("s0")}, Sink: sink, Store: store, Pool: pool, Ownership: own,
+			Delivery: runtime.DeliveryExactlyOnce, CheckpointInterval: time.Second, ShutdownTimeout: 10 * time.Second,
+			Owner: runtime.Owner{ID: "worker-a"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, stop := running(t, c)
+		own.handler().Assigned(ctx, []int32{0}, time.Time{})
+		synctest.Wait()
+		time.Sleep(time.Second)
+		synctest.Wait() // committed at 00003
+		if cp, ok := store.Get("c1", stream, "s0"); !ok || cp.Mark.Position.Sequence != "00003" {
+			t.Fatalf("checkpoint %+v (found %v); want 00003 under the lease", cp, ok)
+		}
+		own.mu.Lock()
+		own.leaseErr = errors.New("UNKNOWN_MEMBER_ID")
+		own.mu.Unlock()
+		leases := own.leases.Load()
+		_, aborts := sink.counts()
+		time.Sleep(10 * time.Second) // ten commit ticks with nothing written
+		synctest.Wait()
+		if n := own.leases.Load() - leases; n < 5 {
+			t.Fatalf("%d lease requests in ten commit intervals; the ticks did not try to commit", n)
+		}
+		if _, a := sink.counts(); a != aborts {
+			t.Fatalf("%d aborts of an empty transaction while the lease was refused; want none", a-aborts)
+		}
+		rd.raise(5) // 00004 and 00005 go into a transaction that must not commit
+		synctest.Wait()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if _, a := sink.counts(); a < aborts+2 {
+			t.Fatalf("%d aborts of a transaction holding records without a lease; want its abort and the rewind's", a-aborts)
+		}
+		time.Sleep(3 * time.Second) // three more ticks: the records are read again and aborted again
+		synctest.Wait()
+		// Each tick may abort once and rewind once; a commit that asked for the next one at
+		// once would spin (in this bubble, without end).
+		if _, a := sink.counts(); a > aborts+2*4 {
+			t.Fatalf("%d aborts in four commit intervals without a lease; want at most two a tick", a-aborts)
+		}
+		if cp, _ := store.Get("c1", stream, "s0"); cp.Mark.Position.Sequence != "00003" {
+			t.Fatalf("checkpoint %+v after commits without a lease; want still 00003", cp)
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
