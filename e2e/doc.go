@@ -177,7 +177,8 @@
 //     process's aborted records.
 //   - TestExactlyOnceBrokerRestart: the broker is down 5 s (under the 10 s transaction timeout)
 //     and comes back with its data; a commit waits through the outage (one took over 2 s) and
-//     commits the open transaction whole. (kfake, restarted, aborts a transaction older than its
+//     commits the open transaction whole, or, when the transaction was already old as the broker
+//     went, gives up at three quarters of its timeout, aborts and reads again. (kfake, restarted, aborts a transaction older than its
 //     timeout without bumping the producer's epoch, which Kafka does; see the test.)
 //   - TestExactlyOnceProduceErrorsOnePartition: 15 s of NOT_LEADER_FOR_PARTITION on one
 //     partition, longer than the transaction timeout: commits give up at three quarters of it,
@@ -197,8 +198,9 @@
 //     shards; read_uncommitted sees its aborted records.
 //   - TestExactlyOnceGroupZombie: one of three workers is frozen (SIGSTOP) past its session
 //     twice, for about 5 s and for 12 s (past the transaction timeout), then resumed; each time
-//     its transaction aborts, the others never stop, and it rejoins and commits again; it never
-//     counts a fence.
+//     its transaction aborts (after 12 s the log says it outlived its timeout: the broker
+//     aborted it, or the zombie did at three quarters of it), the others never stop, and it
+//     rejoins and commits again; it never counts a fence.
 //
 // TestProduceErrorsOnePartition and TestRecordSizesUnderEachPolicy run in parallel (after the
 // others, as go test runs parallel tests): most of the first's time is its fault's 30 s window,

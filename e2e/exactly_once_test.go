@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/big"
 	"os"
@@ -170,7 +171,10 @@ func TestExactlyOnceKillRestart(t *testing.T) {
 // TestExactlyOnceBrokerRestart: the broker goes away mid-stream for 5 s and comes back on the
 // same port with its data. The transaction open at the time holds records the broker took before
 // it went; the commit waits for the records it could not take yet (writes stall meanwhile: the
-// commit holds the sink), then commits the transaction whole when the broker is back. A
+// commit holds the sink), then commits the transaction whole when the broker is back; or, when
+// the transaction was already a few seconds old as the broker went and the reconnection is slow,
+// the commit gives up at three quarters of the transaction timeout, aborts, and the connector
+// reads those records again (seen in CI runs on the loaded 2-core machine). Either way a
 // read_committed consumer sees every record once.
 //
 // The outage stays under the transaction timeout (10 s). A longer one ends the open transaction
@@ -217,8 +221,10 @@ func TestExactlyOnceBrokerRestart(t *testing.T) {
 	assertExact(t, rep)
 	checkEOS(t, s)
 	t.Logf("%g commits took over 2s; %g transactions aborted; read_uncommitted sees %d records for %d", slow, aborted, consumeUncommitted(t, s), len(want))
-	if err != nil || slow < 1 {
-		t.Errorf("%g commits took over 2s (%v): no transaction was open across the %s outage", slow, err, outage)
+	// Which of the two outcomes a run sees depends on how old the open transaction was when the
+	// broker went: both show the fault hit it.
+	if err != nil || (slow < 1 && aborted < 1) {
+		t.Errorf("%g commits took over 2s (%v), %g transactions aborted: no transaction was open across the %s outage", slow, err, aborted, outage)
 	}
 }
 
@@ -639,7 +645,21 @@ func TestExactlyOnceGroupZombie(t *testing.T) {
 	}
 	zombie("past its session", 0)
 	zombie("past its transaction timeout", 12*time.Second)
-	w2.waitLog("the transaction outlived its timeout and the broker aborted it; starting a new producer with the same transactional id", 10*time.Second)
+	// Frozen past the transaction timeout, the zombie's transaction ends one of two ways, by
+	// timing: the broker aborted it first (the producer is replaced), or the zombie, running again,
+	// aborts it itself because it is past three quarters of its timeout. Either shows the freeze
+	// outlived a transaction; which one is not the scenario's point.
+	waitUntil(t, 10*time.Second, "w2 logs that its transaction outlived its timeout", func() error {
+		b, err := os.ReadFile(w2.logPath)
+		if err != nil {
+			return err
+		}
+		if !bytes.Contains(b, []byte("the transaction outlived its timeout and the broker aborted it")) &&
+			!bytes.Contains(b, []byte("it has been open for three quarters of its timeout")) {
+			return errors.New("not yet")
+		}
+		return nil
+	})
 
 	if err := wait(); err != nil {
 		t.Fatal(err)
