@@ -70,6 +70,23 @@ func (c *Connector) Run(ctx context.Context) error {
 	ticker := time.NewTicker(c.opts.CheckpointInterval)
 	defer ticker.Stop()
 
+	// A stop does not cut a commit in progress short: under exactly-once that would abort the
+	// transaction and fail its abort too (the connector would end FAILED, its records read
+	// again), and at-least-once it only delays the checkpoint. The commit gets ShutdownTimeout
+	// after the stop to finish; the drain below starts when it has.
+	commitCtx, cancelCommits := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelCommits()
+	stopGrace := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(c.opts.ShutdownTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancelCommits()
+		case <-commitCtx.Done():
+		}
+	})
+	defer stopGrace()
+
 	sourceReturned := false
 loop:
 	for {
@@ -85,11 +102,12 @@ loop:
 		case <-c.fatal:
 			break loop
 		case <-ticker.C:
-			c.commit(ctx)
+			c.commit(commitCtx)
 		case <-c.commitCh:
-			c.commit(ctx)
+			c.commit(commitCtx)
 		}
 	}
+	cancelCommits() // no commit runs any more; this ends the grace goroutine
 
 	// Drain. Reading stops first, so that nothing new enters the pool.
 	stopReading()

@@ -25,6 +25,9 @@ type txSink struct {
 	aborts   int
 	failNext error
 	fences   []*runtime.Lease
+	hold     chan struct{} // when set, Commit waits for it to close (or for ctx) before it goes on
+	holding  chan struct{} // closed once a Commit waits on hold
+	heldCut  bool          // the held Commit's context ended before hold closed
 }
 
 func (s *txSink) Commit(ctx context.Context, marks func() ([]runtime.Checkpoint, error), fence *runtime.Lease) error {
@@ -32,7 +35,21 @@ func (s *txSink) Commit(ctx context.Context, marks func() ([]runtime.Checkpoint,
 	fail := s.failNext
 	s.failNext = nil
 	s.fences = append(s.fences, fence)
+	hold, holding := s.hold, s.holding
+	s.hold = nil
 	s.mu.Unlock()
+	if hold != nil {
+		close(holding)
+		select {
+		case <-hold:
+		case <-ctx.Done():
+			s.mu.Lock()
+			s.aborts++
+			s.heldCut = true
+			s.mu.Unlock()
+			return fmt.Errorf("%w: %w", runtime.ErrAbortTransaction, ctx.Err())
+		}
+	}
 	cps, err := marks()
 	if err == nil {
 		err = fail
@@ -296,6 +313,49 @@ func TestExactlyOnceNoLeaseAbortsOnlyWhatHoldsRecords(t *testing.T) {
 		}
 		if err := stop(); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// A stop that comes while a transaction commits lets the commit finish: before, the stop canceled
+// it, the transaction was aborted, the abort failed on the same canceled context, and the
+// connector ended FAILED (a SIGTERM made the process exit 1).
+func TestExactlyOnceStopDuringCommitLetsItFinish(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pool := runtime.NewPool(100, 1<<20)
+		store := runtimetest.NewMemoryStore()
+		sink := &txSink{fakeSink: &fakeSink{}, store: store, hold: make(chan struct{}), holding: make(chan struct{})}
+		release := sink.hold
+		rd := newOwnedReader()
+		rd.limit = 5
+		c := newTxConnector(t, funcSource{run: rd.run("s0")}, sink, store, pool, time.Second)
+		_, stop := running(t, c)
+		synctest.Wait()
+		time.Sleep(time.Second) // the commit starts and waits in the sink
+		synctest.Wait()
+		select {
+		case <-sink.holding:
+		default:
+			t.Fatal("no commit after one interval")
+		}
+		stopped := make(chan error, 1)
+		go func() { stopped <- stop() }()
+		time.Sleep(100 * time.Millisecond) // the broker answers the commit after the stop came
+		close(release)
+		if err := <-stopped; err != nil {
+			t.Fatalf("stop during a commit: %v", err)
+		}
+		if st := c.Status(); st.State != runtime.StateStopped {
+			t.Fatalf("state %s (%s) after a stop during a commit; want STOPPED", st.State, st.Error)
+		}
+		sink.mu.Lock()
+		cut := sink.heldCut
+		sink.mu.Unlock()
+		if cut {
+			t.Fatal("the stop cut the commit in progress short")
+		}
+		if cp, ok := store.Get("c1", stream, "s0"); !ok || cp.Mark.Position.Sequence != "00005" {
+			t.Fatalf("checkpoint %+v (found %v); want 00005 from the commit the stop let finish", cp, ok)
 		}
 	})
 }
