@@ -292,21 +292,7 @@ func TestExactlyOnceKinesisConnectionResets(t *testing.T) {
 	if err := wait(); err != nil {
 		t.Fatal(err)
 	}
-	var resets float64
-	waitUntil(t, time.Minute, "resets seen by the source", func() error {
-		resets = 0
-		for _, reason := range transportReasons {
-			v, err := p.metric("shardbridge_kinesis_subscriptions_ended_total", `reason="`+reason+`"`)
-			if err != nil {
-				return err
-			}
-			resets += v
-		}
-		if resets < 12 {
-			return fmt.Errorf("%g subscriptions ended by a transport error", resets)
-		}
-		return nil
-	})
+	resets := waitResets(t, p, 12)
 	want := s.kinesisTruth()
 	waitMirrored(t, s.kcat, s.kafka.addr(), s.cfg.Topic, want, 2*time.Minute)
 	s.srv.ClearFaults()
@@ -381,33 +367,7 @@ func TestExactlyOnceSplitThenMerge(t *testing.T) {
 	checkEOS(t, s)
 
 	// Every parent's end is committed before any checkpoint of its children.
-	hist := checkpointLog(t, s.kcat, s.kafka.addr(), s.cfg.Connector)
-	parents := 0
-	for _, sh := range all {
-		for _, parent := range []*string{sh.ParentShardId, sh.AdjacentParentShardId} {
-			if parent == nil {
-				continue
-			}
-			parents++
-			end, first := int64(-1), int64(-1)
-			for _, cp := range hist {
-				if cp.shard == *parent && cp.end && end < 0 {
-					end = cp.offset
-				}
-				if cp.shard == *sh.ShardId && first < 0 {
-					first = cp.offset
-				}
-			}
-			switch {
-			case end < 0:
-				t.Errorf("parent %s of %s has no committed end checkpoint", *parent, *sh.ShardId)
-			case first < 0:
-				t.Errorf("child %s of %s has no committed checkpoint: it was not read", *sh.ShardId, *parent)
-			case first < end:
-				t.Errorf("child %s checkpointed at offset %d, before its parent %s's end at %d", *sh.ShardId, first, *parent, end)
-			}
-		}
-	}
+	parents := assertParentsEndedFirst(t, all, checkpointLog(t, s.kcat, s.kafka.addr(), s.cfg.Connector), true)
 	if parents != 4 {
 		t.Errorf("%d parent-child pairs, want 4 (split: 2, merge: 2)", parents)
 	}

@@ -82,21 +82,7 @@ func TestKinesisConnectionResets(t *testing.T) {
 	if err := wait(); err != nil {
 		t.Fatal(err)
 	}
-	var resets float64
-	waitUntil(t, time.Minute, "resets seen by the source", func() error {
-		resets = 0
-		for _, reason := range transportReasons {
-			v, err := p.metric("shardbridge_kinesis_subscriptions_ended_total", `reason="`+reason+`"`)
-			if err != nil {
-				return err
-			}
-			resets += v
-		}
-		if resets < 12 {
-			return fmt.Errorf("%g subscriptions ended by a transport error", resets)
-		}
-		return nil
-	})
+	resets := waitResets(t, p, 12)
 	want := s.kinesisTruth()
 	waitMirrored(t, s.kcat, s.kafka.addr(), s.cfg.Topic, want, 2*time.Minute)
 	s.srv.ClearFaults()
@@ -174,11 +160,23 @@ func TestSplitThenMerge(t *testing.T) {
 	// Every parent has an end checkpoint, committed before any checkpoint of its children
 	// (the checkpoint topic has one partition, so its offsets order the commits).
 	log := checkpointLog(t, s.kcat, s.kafka.addr(), s.cfg.Connector)
-	for _, sh := range all {
+	assertParentsEndedFirst(t, all, log, false)
+	t.Logf("%d shards (%d parents ended), %d checkpoint commits", len(all), len(all)-len(openShards(all)), len(log))
+}
+
+// assertParentsEndedFirst fails unless every parent among shards has an end checkpoint in log,
+// committed before the first checkpoint of each of its children (the checkpoint topic has one
+// partition, or the key puts a connector's shards in one, so its offsets order the commits); with
+// childrenRead every child must have a checkpoint too. It returns the parent-child pairs seen.
+func assertParentsEndedFirst(t testing.TB, shards []types.Shard, log []checkpointEntry, childrenRead bool) int {
+	t.Helper()
+	pairs := 0
+	for _, sh := range shards {
 		for _, parent := range []*string{sh.ParentShardId, sh.AdjacentParentShardId} {
 			if parent == nil {
 				continue
 			}
+			pairs++
 			end, first := int64(-1), int64(-1)
 			for _, e := range log {
 				if e.shard == *parent && e.end && end < 0 {
@@ -191,12 +189,36 @@ func TestSplitThenMerge(t *testing.T) {
 			switch {
 			case end < 0:
 				t.Errorf("parent %s of %s has no end checkpoint", *parent, *sh.ShardId)
+			case first < 0 && childrenRead:
+				t.Errorf("child %s of %s has no checkpoint: it was not read", *sh.ShardId, *parent)
 			case first >= 0 && first < end:
 				t.Errorf("child %s checkpointed at offset %d, before its parent %s's end at %d", *sh.ShardId, first, *parent, end)
 			}
 		}
 	}
-	t.Logf("%d shards (%d parents ended), %d checkpoint commits", len(all), len(all)-len(openShards(all)), len(log))
+	return pairs
+}
+
+// waitResets waits until p's source has counted at least n subscriptions ended by a transport
+// error, and returns how many.
+func waitResets(t testing.TB, p *process, n float64) float64 {
+	t.Helper()
+	var resets float64
+	waitUntil(t, time.Minute, "resets seen by the source", func() error {
+		resets = 0
+		for _, reason := range transportReasons {
+			v, err := p.metric("shardbridge_kinesis_subscriptions_ended_total", `reason="`+reason+`"`)
+			if err != nil {
+				return err
+			}
+			resets += v
+		}
+		if resets < n {
+			return fmt.Errorf("%g subscriptions ended by a transport error", resets)
+		}
+		return nil
+	})
+	return resets
 }
 
 func listShards(t testing.TB, client *awskinesis.Client, stream string) []types.Shard {

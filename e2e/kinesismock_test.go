@@ -131,32 +131,7 @@ func TestKinesisMockSplitThenMerge(t *testing.T) {
 	// Every parent has an end checkpoint, committed before any checkpoint of its children
 	// (the checkpoint topic has one partition, so its offsets order the commits).
 	log := checkpointLog(t, kc, k.addr(), cfg.Connector)
-	parents := 0
-	for _, sh := range all {
-		for _, parent := range []*string{sh.ParentShardId, sh.AdjacentParentShardId} {
-			if parent == nil {
-				continue
-			}
-			parents++
-			end, first := int64(-1), int64(-1)
-			for _, e := range log {
-				if e.shard == *parent && e.end && end < 0 {
-					end = e.offset
-				}
-				if e.shard == *sh.ShardId && first < 0 {
-					first = e.offset
-				}
-			}
-			switch {
-			case end < 0:
-				t.Errorf("parent %s of %s has no end checkpoint", *parent, *sh.ShardId)
-			case first < 0:
-				t.Errorf("child %s of %s has no checkpoint: it was not read", *sh.ShardId, *parent)
-			case first < end:
-				t.Errorf("child %s checkpointed at offset %d, before its parent %s's end at %d", *sh.ShardId, first, *parent, end)
-			}
-		}
-	}
+	parents := assertParentsEndedFirst(t, all, log, true)
 	if parents != 4 {
 		t.Errorf("%d parent-child pairs, want 4 (split: 2, merge: 2)", parents)
 	}
