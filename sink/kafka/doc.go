@@ -116,13 +116,18 @@
 // offsets taken when Load begins, and keeps the latest value per key of the requested connector
 // and stream. Commit produces and returns only once Kafka acknowledged every checkpoint.
 //
-// Fencing and transactions are not built yet; the format leaves room for both. Every value
-// carries its writer's owner id and epoch. A multi-worker mode would give each shard's owner a
-// transactional producer whose transactional.id is derived from connector and shard: Kafka's
-// InitProducerID then bumps the producer epoch and fences a stale writer at the broker, and the
-// stored epoch lets Load tell which writer a checkpoint came from. An exactly-once mode would
-// write a batch of records and the checkpoint that covers them in one such transaction (Flush
-// before EndTransaction), and Load would then read with read_committed.
+// How a checkpoint gets committed depends on the connector's delivery, and both ways live in
+// this package, because with exactly-once the records and their checkpoints share one producer:
+//
+//   - at_least_once: the runtime calls CheckpointStore.Commit every checkpoint.interval with
+//     each shard's highest contiguous acknowledged position (runtime/checkpoint.go). Every value
+//     carries its writer's owner id and epoch; with several workers the epoch is the group
+//     generation, and the runtime commits only under the group's lease.
+//   - exactly_once: the runtime calls Sink.Commit (txn.go) instead. The sink's own transactional
+//     producer flushes the transaction's records, writes the checkpoint values to the same
+//     topic and key as the store would inside the same transaction, and commits; the top of
+//     txn.go says how it fences a writer that lost its shards. The store's Load reads
+//     read_committed, so a checkpoint is seen exactly when its records are.
 //
 // # Metrics
 //
