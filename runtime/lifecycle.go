@@ -133,17 +133,14 @@ loop:
 	finalCtx, cancelFinal := context.WithTimeout(context.WithoutCancel(ctx), c.opts.FinalCommitTimeout)
 	defer cancelFinal()
 	c.commitShards(finalCtx, nil, true)
-	c.txnMu.Lock()
-	fenced := c.fenced
-	c.txnMu.Unlock()
-	if c.tx != nil && !fenced {
+	if c.tx != nil {
 		// A transaction the final commit did not end (it failed, or nothing was acknowledged
 		// since) must not stay open; what it held is read again after a restart.
-		if err := c.tx.Abort(finalCtx); err != nil && !errors.Is(err, ErrFenced) {
-			c.log.Warn("abort the open transaction on shutdown", "error", err)
+		if !c.isFenced() {
+			if err := c.tx.Abort(finalCtx); err != nil && !errors.Is(err, ErrFenced) {
+				c.log.Warn("abort the open transaction on shutdown", "error", err)
+			}
 		}
-	}
-	if c.tx != nil {
 		c.releaseAll(nil)
 	}
 	c.closed.Store(true)

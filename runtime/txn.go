@@ -48,10 +48,7 @@ func (c *Connector) markDoomed(why error) {
 // shard, or, when it fails, rewinds (unless final: the connector is stopping anyway). The caller
 // holds commitMu.
 func (c *Connector) commitTxn(ctx context.Context, final bool) {
-	c.txnMu.Lock()
-	fenced := c.fenced
-	c.txnMu.Unlock()
-	if fenced {
+	if c.isFenced() {
 		return // a fenced writer writes nothing more
 	}
 	var fence *Lease
@@ -108,12 +105,9 @@ func (c *Connector) commitTxn(ctx context.Context, final bool) {
 			c.markWritten(cps)
 		}
 	case errors.Is(err, ErrFenced):
-		c.txnMu.Lock()
-		c.fenced = true
-		c.txnMu.Unlock()
 		c.releaseAll(batch)
 		c.opts.Metrics.transaction(c.opts.Name, "fenced")
-		c.fail(fmt.Errorf("exactly-once writer stopped: %w", err))
+		c.stopFenced(err)
 	default:
 		c.releaseAll(batch)
 		c.opts.Metrics.transaction(c.opts.Name, "aborted")
@@ -124,6 +118,22 @@ func (c *Connector) commitTxn(ctx context.Context, final bool) {
 		c.log.Warn("transaction aborted; reading again from the last committed checkpoints", "error", err, "records", len(batch))
 		c.rewind(ctx)
 	}
+}
+
+// isFenced says whether another writer fenced this one: it commits and aborts nothing more.
+func (c *Connector) isFenced() bool {
+	c.txnMu.Lock()
+	defer c.txnMu.Unlock()
+	return c.fenced
+}
+
+// stopFenced records that another writer fenced this one (err says how) and stops the
+// connector: it never writes past a fence.
+func (c *Connector) stopFenced(err error) {
+	c.txnMu.Lock()
+	c.fenced = true
+	c.txnMu.Unlock()
+	c.fail(fmt.Errorf("exactly-once writer stopped: %w", err))
 }
 
 // txnEmpty says whether the open transaction holds nothing: no record written into it (acknowledged
@@ -183,10 +193,7 @@ func (c *Connector) rewind(ctx context.Context) {
 	// 3. The transaction is aborted: none of it becomes visible.
 	if err := c.tx.Abort(ctx); err != nil {
 		if errors.Is(err, ErrFenced) {
-			c.txnMu.Lock()
-			c.fenced = true
-			c.txnMu.Unlock()
-			c.fail(fmt.Errorf("exactly-once writer stopped: %w", err))
+			c.stopFenced(err)
 		} else {
 			c.fail(fmt.Errorf("abort transaction: %w", err))
 		}
