@@ -75,7 +75,7 @@ func NewMetrics(reg prometheus.Registerer, pool *Pool) *Metrics {
 	}, []string{"connector"})
 	reg.MustRegister(m.commitSeconds, m.handovers)
 	if pool != nil {
-		reg.MustRegister(poolCollector{pool})
+		reg.MustRegister(statsCollector{stats: pool.Stats, metrics: poolMetrics})
 	}
 	return m
 }
@@ -147,66 +147,72 @@ func (m *Metrics) checkpointFenced(conn string) {
 	}
 }
 
-// poolCollector reads the pool's Stats at scrape time, so the hot path updates no gauge.
-type poolCollector struct{ p *Pool }
+// statsCollector reads a Pool's Stats at scrape time, so the hot path updates no gauge. The
+// process's pending pool and its decode budget (a Pool too) are each one.
+type statsCollector struct {
+	stats   func() PoolStats
+	metrics []statMetric
+}
 
-var (
-	poolUsedRecords  = prometheus.NewDesc("shardbridge_pool_used_records", "Records held in the pending pool.", nil, nil)
-	poolLimitRecords = prometheus.NewDesc("shardbridge_pool_limit_records", "The pool's record limit (pool.max_pending_records).", nil, nil)
-	poolUsedBytes    = prometheus.NewDesc("shardbridge_pool_used_bytes", "Bytes held in the pending pool.", nil, nil)
-	poolLimitBytes   = prometheus.NewDesc("shardbridge_pool_limit_bytes", "The pool's byte limit (pool.max_pending_bytes).", nil, nil)
-	poolWaiters      = prometheus.NewDesc("shardbridge_pool_waiters", "Readers blocked on the pool now.", nil, nil)
-	poolWaits        = prometheus.NewDesc("shardbridge_pool_waits_total", "Pool waits that had to block.", nil, nil)
-	poolWaitSeconds  = prometheus.NewDesc("shardbridge_pool_wait_seconds_total", "Time spent blocked on the pool.", nil, nil)
-)
+// statMetric is one metric a statsCollector reads from the Stats.
+type statMetric struct {
+	desc  *prometheus.Desc
+	kind  prometheus.ValueType
+	value func(PoolStats) float64
+}
 
-func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{poolUsedRecords, poolLimitRecords, poolUsedBytes, poolLimitBytes, poolWaiters, poolWaits, poolWaitSeconds} {
-		ch <- d
+func gaugeOf(name, help string, value func(PoolStats) float64) statMetric {
+	return statMetric{prometheus.NewDesc(name, help, nil, nil), prometheus.GaugeValue, value}
+}
+
+func counterOf(name, help string, value func(PoolStats) float64) statMetric {
+	return statMetric{prometheus.NewDesc(name, help, nil, nil), prometheus.CounterValue, value}
+}
+
+func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, m := range c.metrics {
+		ch <- m.desc
 	}
 }
 
-func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.p.Stats()
-	ch <- prometheus.MustNewConstMetric(poolUsedRecords, prometheus.GaugeValue, float64(s.UsedRecords))
-	ch <- prometheus.MustNewConstMetric(poolLimitRecords, prometheus.GaugeValue, float64(s.LimitRecords))
-	ch <- prometheus.MustNewConstMetric(poolUsedBytes, prometheus.GaugeValue, float64(s.UsedBytes))
-	ch <- prometheus.MustNewConstMetric(poolLimitBytes, prometheus.GaugeValue, float64(s.LimitBytes))
-	ch <- prometheus.MustNewConstMetric(poolWaiters, prometheus.GaugeValue, float64(s.Waiters))
-	ch <- prometheus.MustNewConstMetric(poolWaits, prometheus.CounterValue, float64(s.Waits))
-	ch <- prometheus.MustNewConstMetric(poolWaitSeconds, prometheus.CounterValue, s.WaitTime.Seconds())
+func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	for _, m := range c.metrics {
+		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(s))
+	}
+}
+
+func usedRecords(s PoolStats) float64  { return float64(s.UsedRecords) }
+func limitRecords(s PoolStats) float64 { return float64(s.LimitRecords) }
+func usedBytes(s PoolStats) float64    { return float64(s.UsedBytes) }
+func limitBytes(s PoolStats) float64   { return float64(s.LimitBytes) }
+func waiters(s PoolStats) float64      { return float64(s.Waiters) }
+func waits(s PoolStats) float64        { return float64(s.Waits) }
+func waitSeconds(s PoolStats) float64  { return s.WaitTime.Seconds() }
+
+// poolMetrics are the pending pool's.
+var poolMetrics = []statMetric{
+	gaugeOf("shardbridge_pool_used_records", "Records held in the pending pool.", usedRecords),
+	gaugeOf("shardbridge_pool_limit_records", "The pool's record limit (pool.max_pending_records).", limitRecords),
+	gaugeOf("shardbridge_pool_used_bytes", "Bytes held in the pending pool.", usedBytes),
+	gaugeOf("shardbridge_pool_limit_bytes", "The pool's byte limit (pool.max_pending_bytes).", limitBytes),
+	gaugeOf("shardbridge_pool_waiters", "Readers blocked on the pool now.", waiters),
+	counterOf("shardbridge_pool_waits_total", "Pool waits that had to block.", waits),
+	counterOf("shardbridge_pool_wait_seconds_total", "Time spent blocked on the pool.", waitSeconds),
+}
+
+// decodeBudgetMetrics are the decode budget's; its reads are counted as the Pool's records.
+var decodeBudgetMetrics = []statMetric{
+	gaugeOf("shardbridge_decode_budget_used_bytes", "Bytes of the decode budget held by reads being decoded.", usedBytes),
+	gaugeOf("shardbridge_decode_budget_limit_bytes", "The decode budget (decode_budget).", limitBytes),
+	gaugeOf("shardbridge_decode_budget_reads", "Reads (events, responses) being decoded now.", usedRecords),
+	gaugeOf("shardbridge_decode_budget_waiters", "Readers waiting for the decode budget now.", waiters),
+	counterOf("shardbridge_decode_budget_waits_total", "Decode budget waits that had to block.", waits),
+	counterOf("shardbridge_decode_budget_wait_seconds_total", "Time spent waiting for the decode budget.", waitSeconds),
 }
 
 // RegisterDecodeBudget registers the metrics of the process's decode budget b on reg. They are
 // read from b's Stats at scrape time.
 func RegisterDecodeBudget(reg prometheus.Registerer, b *DecodeBudget) {
-	reg.MustRegister(decodeBudgetCollector{b})
-}
-
-// decodeBudgetCollector reads a DecodeBudget's Stats at scrape time.
-type decodeBudgetCollector struct{ b *DecodeBudget }
-
-var (
-	decodeUsedBytes   = prometheus.NewDesc("shardbridge_decode_budget_used_bytes", "Bytes of the decode budget held by reads being decoded.", nil, nil)
-	decodeLimitBytes  = prometheus.NewDesc("shardbridge_decode_budget_limit_bytes", "The decode budget (decode_budget).", nil, nil)
-	decodeReads       = prometheus.NewDesc("shardbridge_decode_budget_reads", "Reads (events, responses) being decoded now.", nil, nil)
-	decodeWaiters     = prometheus.NewDesc("shardbridge_decode_budget_waiters", "Readers waiting for the decode budget now.", nil, nil)
-	decodeWaits       = prometheus.NewDesc("shardbridge_decode_budget_waits_total", "Decode budget waits that had to block.", nil, nil)
-	decodeWaitSeconds = prometheus.NewDesc("shardbridge_decode_budget_wait_seconds_total", "Time spent waiting for the decode budget.", nil, nil)
-)
-
-func (c decodeBudgetCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{decodeUsedBytes, decodeLimitBytes, decodeReads, decodeWaiters, decodeWaits, decodeWaitSeconds} {
-		ch <- d
-	}
-}
-
-func (c decodeBudgetCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.b.Stats()
-	ch <- prometheus.MustNewConstMetric(decodeUsedBytes, prometheus.GaugeValue, float64(s.UsedBytes))
-	ch <- prometheus.MustNewConstMetric(decodeLimitBytes, prometheus.GaugeValue, float64(s.LimitBytes))
-	ch <- prometheus.MustNewConstMetric(decodeReads, prometheus.GaugeValue, float64(s.Reads))
-	ch <- prometheus.MustNewConstMetric(decodeWaiters, prometheus.GaugeValue, float64(s.Waiters))
-	ch <- prometheus.MustNewConstMetric(decodeWaits, prometheus.CounterValue, float64(s.Waits))
-	ch <- prometheus.MustNewConstMetric(decodeWaitSeconds, prometheus.CounterValue, s.WaitTime.Seconds())
+	reg.MustRegister(statsCollector{stats: b.p.Stats, metrics: decodeBudgetMetrics})
 }
