@@ -240,7 +240,7 @@ func (r *shardReader) readSubscription(ctx context.Context, stream *kinesis.Subs
 			case n := <-gate.arrived:
 				// The event is arriving: take its share of the decode budget before the SDK
 				// reads it, with the watchdog stopped.
-				stopTimer(idle)
+				idle.Stop()
 				began := s.now()
 				if err := r.takeDecode(ctx, n, s.poolWait); err != nil {
 					return delivered, err
@@ -261,7 +261,7 @@ func (r *shardReader) readSubscription(ctx context.Context, stream *kinesis.Subs
 			}
 		}
 		waited := s.now().Sub(from)
-		stopTimer(idle)
+		idle.Stop() // a fire that raced with the event is not delivered after Stop (Go 1.23 timers)
 		if !ok {
 			r.quiet += waited
 			return delivered, stream.Err()
@@ -304,14 +304,4 @@ func (r *shardReader) handleEvent(ctx context.Context, ev *types.SubscribeToShar
 	}
 	r.cont = *ev.ContinuationSequenceNumber
 	return nil
-}
-
-// stopTimer stops t and drains a fire that raced with the stop, so that a Reset starts afresh.
-func stopTimer(t *time.Timer) {
-	if !t.Stop() {
-		select {
-		case <-t.C:
-		default:
-		}
-	}
 }

@@ -74,11 +74,7 @@ func (s *Source) ShardReport() []runtime.ShardReport {
 
 var _ runtime.ShardReporter = (*Source)(nil)
 
-func (s *Source) setState(st *shardState, state string) {
-	s.mu.Lock()
-	st.state = state
-	s.mu.Unlock()
-}
+func (s *Source) setState(st *shardState, state string) { s.swapState(st, state) }
 
 // swapState sets the state of st and returns the one before.
 func (s *Source) swapState(st *shardState, state string) string {
