@@ -104,37 +104,43 @@ func (b *bench) throughput(ctx context.Context) error {
 	return nil
 }
 
+// runsOf returns the runs of prog in c.
+func runsOf(rows []tpRow, c tpConfig, prog string) []tpRow {
+	var out []tpRow
+	for _, r := range rows {
+		if r.cfg.size == c.size && r.cfg.shards == c.shards && r.prog == prog {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // latencies is the p-th percentile of the live-phase latencies of every run of prog in c.
 func latencies(rows []tpRow, c tpConfig, prog string, p float64) time.Duration {
 	var all []time.Duration
-	for _, r := range rows {
-		if r.cfg.size == c.size && r.cfg.shards == c.shards && r.prog == prog {
-			all = append(all, r.res.latencies...)
-		}
+	for _, r := range runsOf(rows, c, prog) {
+		all = append(all, r.res.latencies...)
 	}
 	return percentile(all, p)
 }
 
-func medians(rows []tpRow, c tpConfig, prog string) (rate, cpu float64) {
-	var rates, cpus []float64
-	for _, r := range rows {
-		if r.cfg.size == c.size && r.cfg.shards == c.shards && r.prog == prog {
-			rates = append(rates, r.recordsPerSec())
-			cpus = append(cpus, r.cpuPerMillion())
-		}
+// medianOf is the median of f over the runs of prog in c.
+func medianOf(rows []tpRow, c tpConfig, prog string, f func(tpRow) float64) float64 {
+	var v []float64
+	for _, r := range runsOf(rows, c, prog) {
+		v = append(v, f(r))
 	}
-	return median(rates), median(cpus)
+	return median(v)
+}
+
+// medians are the median records/s and CPU-s per 1M records of prog's runs in c.
+func medians(rows []tpRow, c tpConfig, prog string) (rate, cpu float64) {
+	return medianOf(rows, c, prog, tpRow.recordsPerSec), medianOf(rows, c, prog, tpRow.cpuPerMillion)
 }
 
 // median90 is the median records/s to 90% of the backlog of prog's runs in c.
 func median90(rows []tpRow, c tpConfig, prog string) float64 {
-	var rates []float64
-	for _, r := range rows {
-		if r.cfg.size == c.size && r.cfg.shards == c.shards && r.prog == prog {
-			rates = append(rates, r.res.rate90())
-		}
-	}
-	return median(rates)
+	return medianOf(rows, c, prog, func(r tpRow) float64 { return r.res.rate90() })
 }
 
 func median(v []float64) float64 {
