@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -315,7 +312,6 @@ func TestExactlyOnceSplitThenMerge(t *testing.T) {
 	s := newScenario(t, 2, 4, eosConfig(runtimeConfig{}))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	client := s.srv.Client()
 
 	p := startRuntime(t, "runtime", s.path)
 	p.waitState(s.cfg.Connector, "RUNNING", 30*time.Second)
@@ -325,42 +321,7 @@ func TestExactlyOnceSplitThenMerge(t *testing.T) {
 	wait := background(func() error { return s.writer.put(ctx, 3000, 1000) })
 	p.waitMetric("shardbridge_records_acked_total", 800, time.Minute)
 
-	shards := listShards(t, client, s.cfg.Stream)
-	half := new(big.Int).Rsh(new(big.Int).Lsh(big.NewInt(1), 128), 2) // 2^126: the middle of shard 0's [0, 2^127)
-	if _, err := client.SplitShard(ctx, &awskinesis.SplitShardInput{StreamName: aws.String(s.cfg.Stream),
-		ShardToSplit: shards[0].ShardId, NewStartingHashKey: aws.String(half.String())}); err != nil {
-		t.Fatalf("split: %v", err)
-	}
-	split := s.writer.written.Load()
-	waitUntil(t, time.Minute, "records written after the split", func() error {
-		if s.writer.written.Load() < split+800 {
-			return fmt.Errorf("%d written", s.writer.written.Load())
-		}
-		return nil
-	})
-	var upper, one string
-	for _, sh := range openShards(listShards(t, client, s.cfg.Stream)) {
-		switch {
-		case aws.ToString(sh.HashKeyRange.StartingHashKey) == half.String():
-			upper = *sh.ShardId
-		case *sh.ShardId == *shards[1].ShardId:
-			one = *sh.ShardId
-		}
-	}
-	if upper == "" || one == "" {
-		t.Fatalf("after the split: no open shard starting at %s or no open %s", half, *shards[1].ShardId)
-	}
-	if _, err := client.MergeShards(ctx, &awskinesis.MergeShardsInput{StreamName: aws.String(s.cfg.Stream),
-		ShardToMerge: aws.String(upper), AdjacentShardToMerge: aws.String(one)}); err != nil {
-		t.Fatalf("merge: %v", err)
-	}
-	if err := wait(); err != nil {
-		t.Fatal(err)
-	}
-	all := listShards(t, client, s.cfg.Stream)
-	if len(all) != 5 {
-		t.Fatalf("%d shards after a split and a merge of 2 shards, want 5", len(all))
-	}
+	all := splitThenMerge(ctx, t, s, 800, wait)
 	want := s.kinesisTruth()
 	rep := s.finish(p, want)
 	assertExact(t, rep)

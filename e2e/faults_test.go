@@ -104,7 +104,6 @@ func TestSplitThenMerge(t *testing.T) {
 	s := newScenario(t, 2, 4, runtimeConfig{})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	client := s.srv.Client()
 
 	p := startRuntime(t, "runtime", s.path)
 	p.waitState(s.cfg.Connector, "RUNNING", 30*time.Second)
@@ -114,7 +113,25 @@ func TestSplitThenMerge(t *testing.T) {
 	wait := background(func() error { return s.writer.put(ctx, 4500, 1500) })
 	p.waitMetric("shardbridge_records_acked_total", 1000, time.Minute)
 
-	// Split shard 0 at the middle of its hash range.
+	all := splitThenMerge(ctx, t, s, 1000, wait)
+	want := s.kinesisTruth()
+	rep := s.finish(p, want)
+	assertExact(t, rep)
+
+	// Every parent has an end checkpoint, committed before any checkpoint of its children
+	// (the checkpoint topic has one partition, so its offsets order the commits).
+	log := checkpointLog(t, s.kcat, s.kafka.addr(), s.cfg.Connector)
+	assertParentsEndedFirst(t, all, log, false)
+	t.Logf("%d shards (%d parents ended), %d checkpoint commits", len(all), len(all)-len(openShards(all)), len(log))
+}
+
+// splitThenMerge reshards s's two-shard stream while its writer runs: it splits shard 0 at the
+// middle of its hash range, waits until between more records are written, then merges the
+// split's upper child with shard 1 (adjacent hash ranges). It then waits for the writer (wait)
+// and returns the stream's five shards.
+func splitThenMerge(ctx context.Context, t testing.TB, s *scenario, between int64, wait func() error) []types.Shard {
+	t.Helper()
+	client := s.srv.Client()
 	shards := listShards(t, client, s.cfg.Stream)
 	half := new(big.Int).Rsh(new(big.Int).Lsh(big.NewInt(1), 128), 2) // 2^126: the middle of shard 0's [0, 2^127)
 	if _, err := client.SplitShard(ctx, &awskinesis.SplitShardInput{StreamName: aws.String(s.cfg.Stream),
@@ -123,12 +140,11 @@ func TestSplitThenMerge(t *testing.T) {
 	}
 	split := s.writer.written.Load()
 	waitUntil(t, time.Minute, "records written after the split", func() error {
-		if s.writer.written.Load() < split+1000 {
+		if s.writer.written.Load() < split+between {
 			return fmt.Errorf("%d written", s.writer.written.Load())
 		}
 		return nil
 	})
-	// Merge the upper child of shard 0 with shard 1: adjacent hash ranges.
 	open := openShards(listShards(t, client, s.cfg.Stream))
 	var upper, one string
 	for _, sh := range open {
@@ -153,15 +169,7 @@ func TestSplitThenMerge(t *testing.T) {
 	if len(all) != 5 {
 		t.Fatalf("%d shards after a split and a merge of 2 shards, want 5", len(all))
 	}
-	want := s.kinesisTruth()
-	rep := s.finish(p, want)
-	assertExact(t, rep)
-
-	// Every parent has an end checkpoint, committed before any checkpoint of its children
-	// (the checkpoint topic has one partition, so its offsets order the commits).
-	log := checkpointLog(t, s.kcat, s.kafka.addr(), s.cfg.Connector)
-	assertParentsEndedFirst(t, all, log, false)
-	t.Logf("%d shards (%d parents ended), %d checkpoint commits", len(all), len(all)-len(openShards(all)), len(log))
+	return all
 }
 
 // assertParentsEndedFirst fails unless every parent among shards has an end checkpoint in log,
