@@ -40,27 +40,57 @@ func txnSinkTimeout(t *testing.T, ctx context.Context, cfg Config, id string, ti
 	return s, store
 }
 
-// count reads topic to its end with the isolation level and counts its data records.
+// count reads topic from its start to its end offsets (for read_committed, the last stable
+// offsets, past every ended transaction) with the isolation level and counts its data records.
+// It reads to those offsets rather than until a poll comes back empty, which a slow first fetch
+// on a loaded machine would end too soon.
 func count(t *testing.T, ctx context.Context, cfg Config, topic string, level kgo.IsolationLevel) int {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(level))
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(level),
+		kgo.KeepControlRecords()) // a marker may be the last offset before the end
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	n := 0
-	for {
-		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		fs := cl.PollFetches(pctx)
-		cancel()
-		got := 0
-		fs.EachRecord(func(*kgo.Record) { got++ })
-		n += got
-		if got == 0 {
-			return n
-		}
+	adm := kadm.NewClient(cl)
+	list := adm.ListEndOffsets
+	if level == kgo.ReadCommitted() {
+		list = adm.ListCommittedOffsets
 	}
+	ends, err := list(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		t.Fatalf("end offsets of %s: %v", topic, err)
+	}
+	left := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			left[o.Partition] = o.Offset
+		}
+	})
+	n := 0
+	for len(left) > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read %s to its end offsets %v: %v", topic, left, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			end, ok := left[r.Partition]
+			if !ok || r.Offset >= end {
+				return
+			}
+			if !r.Attrs.IsControl() {
+				n++
+			}
+			if r.Offset == end-1 {
+				delete(left, r.Partition)
+			}
+		})
+	}
+	return n
 }
 
 func writeN(t *testing.T, ctx context.Context, s *Sink, from, n int) {
@@ -74,6 +104,19 @@ func writeN(t *testing.T, ctx context.Context, s *Sink, from, n int) {
 		t.Fatal(err)
 	}
 	a.wait(ctx, t, n)
+}
+
+// assertLoadedAt fails unless store loads exactly one checkpoint of c1's stream orders, at the
+// record written as number seq (writeN's numbering); want says why.
+func assertLoadedAt(t *testing.T, ctx context.Context, store *CheckpointStore, seq int, want string) {
+	t.Helper()
+	cps, err := store.Load(ctx, "c1", "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cps) != 1 || cps[0].Mark.Position != makeRecord("orders", "s0", "k", seq, time.Now()).Position {
+		t.Fatalf("loaded %+v; %s", cps, want)
+	}
 }
 
 func checkpointAt(seq int) func() ([]runtime.Checkpoint, error) {
@@ -107,16 +150,10 @@ func TestTxnCommitAndAbort(t *testing.T) {
 	if n := count(t, ctx, cfg, "mirror.orders", kgo.ReadUncommitted()); n != 15 {
 		t.Fatalf("read_uncommitted sees %d records; want all 15 written", n)
 	}
-	cps, err := store.Load(ctx, "c1", "orders")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(cps) != 1 || cps[0].Mark.Position != makeRecord("orders", "s0", "k", 9, time.Now()).Position {
-		t.Fatalf("loaded %+v; want the committed checkpoint at 9", cps)
-	}
+	assertLoadedAt(t, ctx, store, 9, "want the committed checkpoint at 9")
 	// A doomed transaction (marks says so) aborts instead of committing.
 	writeN(t, ctx, s, 15, 3)
-	err = s.Commit(ctx, func() ([]runtime.Checkpoint, error) { return nil, errors.New("doomed") }, nil)
+	err := s.Commit(ctx, func() ([]runtime.Checkpoint, error) { return nil, errors.New("doomed") }, nil)
 	if err == nil || errors.Is(err, runtime.ErrFenced) {
 		t.Fatalf("Commit of a doomed transaction returned %v; want an abort error", err)
 	}
@@ -144,13 +181,7 @@ func TestTxnZombieFencedByTransactionalID(t *testing.T) {
 	if n := count(t, ctx, cfg, "mirror.orders", kgo.ReadCommitted()); n != 5 {
 		t.Fatalf("read_committed sees %d records; want only the 5 committed before the fence", n)
 	}
-	cps, err := store.Load(ctx, "c1", "orders")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(cps) != 1 || cps[0].Mark.Position != makeRecord("orders", "s0", "k", 4, time.Now()).Position {
-		t.Fatalf("loaded %+v; the zombie's late checkpoint must not count", cps)
-	}
+	assertLoadedAt(t, ctx, store, 4, "the zombie's late checkpoint must not count")
 }
 
 // In group mode each transaction carries the worker's group membership (KIP-447): once the
@@ -233,13 +264,7 @@ func TestTxnTimedOutAtTheBrokerIsNotAFence(t *testing.T) {
 	if n := count(t, ctx, cfg, "mirror.orders", kgo.ReadCommitted()); n != 10 {
 		t.Fatalf("read_committed sees %d records; want the 10 of the two committed transactions", n)
 	}
-	cps, err := store.Load(ctx, "c1", "orders")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(cps) != 1 || cps[0].Mark.Position != makeRecord("orders", "s0", "k", 14, time.Now()).Position {
-		t.Fatalf("loaded %+v; want the checkpoint at 14", cps)
-	}
+	assertLoadedAt(t, ctx, store, 14, "want the checkpoint at 14")
 }
 
 // A commit whose records Kafka does not take gives up at three quarters of the transaction
